@@ -1,0 +1,36 @@
+"""The one Dagster entry point: ``dagster dev -m assets.definitions`` (or workspace.yaml)."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from assets.checks import all_checks
+from assets.ingestion import content_catalog, raw_live_events, raw_short_video_events
+from assets.partitions import hourly_partitions
+from resources.storage import landing_from_env, storage_from_env
+
+hourly_ingestion_job = dg.define_asset_job(
+    "hourly_ingestion",
+    selection=dg.AssetSelection.assets(raw_live_events, raw_short_video_events),
+    partitions_def=hourly_partitions,
+    description="Raw live and short-video events of one report hour, with their checks.",
+)
+
+catalog_job = dg.define_asset_job(
+    "catalog_refresh", selection=dg.AssetSelection.assets(content_catalog)
+)
+
+# Materialize each hour as soon as it has closed (a few minutes of slack for the sink).
+hourly_ingestion_schedule = dg.build_schedule_from_partitioned_job(
+    hourly_ingestion_job, minute_of_hour=5
+)
+
+_storage = storage_from_env()
+
+defs = dg.Definitions(
+    assets=[content_catalog, raw_live_events, raw_short_video_events],
+    asset_checks=all_checks,
+    jobs=[hourly_ingestion_job, catalog_job],
+    schedules=[hourly_ingestion_schedule],
+    resources={"storage": _storage, "landing": landing_from_env(_storage)},
+)

@@ -1,0 +1,39 @@
+"""The lake layout (DESIGN §2), a contract that checks and benchmarks read.
+
+    lake/<asset>/<partition key>/part-*.parquet + _SUCCESS
+    lake/quarantine/<asset>/<partition key>/part-*.parquet + _SUCCESS
+    lake/<asset>/...                              (unpartitioned assets)
+"""
+
+from __future__ import annotations
+
+import posixpath
+import re
+
+from ml.hours import parse_hour, partition_key
+
+_ASSET_RE = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+def _asset(name: str) -> str:
+    if not _ASSET_RE.match(name):
+        raise ValueError(f"invalid asset name {name!r}")
+    return name
+
+
+def checked_key(key: str) -> str:
+    """A partition key, validated strictly before it becomes part of a path."""
+    canonical = partition_key(parse_hour(key))
+    if canonical != key:
+        raise ValueError(f"invalid partition key {key!r}: expected {canonical!r}")
+    return key
+
+
+def partition_dir(asset: str, key: str | None = None) -> str:
+    base = posixpath.join("lake", _asset(asset))
+    return base if key is None else posixpath.join(base, checked_key(key))
+
+
+def quarantine_dir(asset: str, key: str | None = None) -> str:
+    base = posixpath.join("lake", "quarantine", _asset(asset))
+    return base if key is None else posixpath.join(base, checked_key(key))

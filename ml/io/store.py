@@ -1,0 +1,300 @@
+"""One data root, local or S3, with atomic writes and published partitions.
+
+The root is a local directory or an ``s3://bucket/prefix`` URL; everything goes through
+fsspec so the same code serves both. Two rules make readers safe without locks:
+
+* every object is written whole: a local temp file + ``os.replace``, or one S3 PUT
+  (never ``mv``, which is copy + delete on S3);
+* a partition directory is *published* by a ``_SUCCESS`` manifest written last, which
+  lists the files that belong to it. Readers read only the listed files of a published
+  partition, so a half-written or stale file is never seen.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import posixpath
+import tempfile
+from collections.abc import Iterator
+from typing import Any
+
+import fsspec
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+SUCCESS = "_SUCCESS"
+DEFAULT_HOME = "./.livecross"
+
+
+class StorageError(RuntimeError):
+    """A problem with the data root itself (missing object, bad layout)."""
+
+
+class StorageUnreachableError(StorageError):
+    """The data root cannot be reached at all (endpoint down, bad credentials)."""
+
+
+class UnpublishedPartitionError(StorageError):
+    """A reader asked for a partition that has no ``_SUCCESS`` manifest."""
+
+
+_UNREACHABLE_MARKERS = (
+    "EndpointConnectionError",
+    "ConnectTimeout",
+    "ConnectionRefused",
+    "Cannot connect",
+    "Could not connect",
+    "NoCredentials",
+    "InvalidAccessKeyId",
+    "SignatureDoesNotMatch",
+    "NoSuchBucket",
+    "AccessDenied",
+    "ServerDisconnected",
+)
+
+
+def s3_storage_options(
+    endpoint_url: str | None = None,
+    key: str | None = None,
+    secret: str | None = None,
+    region: str | None = None,
+) -> dict[str, Any]:
+    """s3fs options from explicit values, falling back to the standard ``AWS_*`` variables."""
+    endpoint_url = (
+        endpoint_url or os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+    )
+    opts: dict[str, Any] = {
+        # A fresh instance per Store: tests and multi-endpoint setups must not share one.
+        "skip_instance_cache": True,
+        # Listings are re-read on every call: a partition can be republished by another process.
+        "use_listings_cache": False,
+        "config_kwargs": {
+            "connect_timeout": 5,
+            "read_timeout": 120,
+            "retries": {"max_attempts": 3, "mode": "standard"},
+        },
+    }
+    client_kwargs: dict[str, Any] = {}
+    if endpoint_url:
+        client_kwargs["endpoint_url"] = endpoint_url
+    region = region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+    if region:
+        client_kwargs["region_name"] = region
+    if client_kwargs:
+        opts["client_kwargs"] = client_kwargs
+    if key:
+        opts["key"] = key
+    if secret:
+        opts["secret"] = secret
+    return opts
+
+
+class Store:
+    """A data root (``LIVECROSS_HOME``): local directory or ``s3://bucket/prefix``.
+
+    All paths given to methods are relative to the root and use ``/``.
+    """
+
+    def __init__(self, root: str, storage_options: dict[str, Any] | None = None):
+        root = str(root).rstrip("/")
+        self.is_s3 = root.startswith("s3://")
+        if self.is_s3:
+            bucket = root[len("s3://") :].split("/", 1)[0]
+            if len(bucket) < 3:
+                raise StorageError(f"invalid S3 root {root!r}: bucket name must be >= 3 characters")
+            self.fs = fsspec.filesystem("s3", **(storage_options or s3_storage_options()))
+            self._base = root[len("s3://") :]
+        elif "://" in root:
+            raise StorageError(
+                f"unsupported data root {root!r}: use a local path or s3://bucket/prefix"
+            )
+        else:
+            self._base = os.path.abspath(root)
+            self.fs = fsspec.filesystem("file")
+        self.root = root if self.is_s3 else self._base
+
+    @classmethod
+    def from_env(cls) -> Store:
+        return cls(os.environ.get("LIVECROSS_HOME", DEFAULT_HOME))
+
+    def __repr__(self) -> str:
+        return f"Store({self.root!r})"
+
+    # ---- paths -------------------------------------------------------------------------
+    def _full(self, rel: str) -> str:
+        rel = rel.strip("/")
+        if ".." in rel.split("/"):
+            raise StorageError(f"path {rel!r} escapes the data root")
+        return posixpath.join(self._base, rel) if rel else self._base
+
+    def url(self, rel: str = "") -> str:
+        full = self._full(rel)
+        return f"s3://{full}" if self.is_s3 else full
+
+    def child(self, rel: str) -> Store:
+        """A Store rooted at a sub-directory, sharing this one's filesystem."""
+        sub = Store.__new__(Store)
+        sub.is_s3, sub.fs, sub._base = self.is_s3, self.fs, self._full(rel)
+        sub.root = f"s3://{sub._base}" if self.is_s3 else sub._base
+        return sub
+
+    @contextlib.contextmanager
+    def _guard(self, what: str) -> Iterator[None]:
+        try:
+            yield
+        except StorageError:
+            raise
+        except FileNotFoundError as e:
+            raise StorageError(f"{what}: not found in data root {self.root!r}") from e
+        except Exception as e:
+            text = f"{type(e).__name__}: {e}"
+            if isinstance(e, (ConnectionError, TimeoutError, PermissionError, OSError)) or any(
+                m in text for m in _UNREACHABLE_MARKERS
+            ):
+                raise StorageUnreachableError(
+                    f"data root {self.root!r} is unreachable while trying to {what}: {text}"
+                ) from e
+            raise
+
+    def check_reachable(self) -> None:
+        """Fail with a clear error now rather than deep inside a computation."""
+        with self._guard("list the data root"):
+            if self.is_s3:
+                bucket = self._base.split("/", 1)[0]
+                self.fs.ls(bucket, detail=False)
+            else:
+                os.makedirs(self._base, exist_ok=True)
+
+    # ---- plain objects -----------------------------------------------------------------
+    def exists(self, rel: str) -> bool:
+        with self._guard(f"check {rel!r}"):
+            return self.fs.exists(self._full(rel))
+
+    def list(self, rel_dir: str, suffix: str | None = None) -> list[str]:
+        """File names (not paths) directly under ``rel_dir``, sorted; [] if it does not exist."""
+        full = self._full(rel_dir)
+        with self._guard(f"list {rel_dir!r}"):
+            if not self.fs.exists(full):
+                return []
+            entries = _items(self.fs.ls(full, detail=True))
+            names = [
+                posixpath.basename(p.rstrip("/")) for p, i in entries if i.get("type") == "file"
+            ]
+        return sorted(n for n in names if suffix is None or n.endswith(suffix))
+
+    def list_dirs(self, rel_dir: str) -> list[str]:
+        full = self._full(rel_dir)
+        with self._guard(f"list {rel_dir!r}"):
+            if not self.fs.exists(full):
+                return []
+            entries = _items(self.fs.ls(full, detail=True))
+        return sorted(
+            posixpath.basename(p.rstrip("/")) for p, i in entries if i.get("type") == "directory"
+        )
+
+    def read_bytes(self, rel: str) -> bytes:
+        with self._guard(f"read {rel!r}"):
+            return self.fs.cat_file(self._full(rel))
+
+    def size(self, rel: str) -> int:
+        with self._guard(f"stat {rel!r}"):
+            return int(self.fs.size(self._full(rel)))
+
+    def write_bytes(self, rel: str, data: bytes) -> int:
+        """Write one object whole (readers never see a partial object)."""
+        full = self._full(rel)
+        with self._guard(f"write {rel!r}"):
+            if self.is_s3:
+                self.fs.pipe_file(full, data)  # one PUT
+            else:
+                d = os.path.dirname(full)
+                os.makedirs(d, exist_ok=True)
+                fd, tmp = tempfile.mkstemp(dir=d, prefix=".tmp-")
+                try:
+                    with os.fdopen(fd, "wb") as f:
+                        f.write(data)
+                    os.replace(tmp, full)
+                except BaseException:
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(tmp)
+                    raise
+        return len(data)
+
+    def delete(self, rel: str) -> None:
+        full = self._full(rel)
+        with self._guard(f"delete {rel!r}"):
+            if self.fs.exists(full):
+                self.fs.rm(full, recursive=True)
+
+    # ---- tables ------------------------------------------------------------------------
+    def write_parquet(self, rel: str, table: pa.Table) -> int:
+        return self.write_bytes(rel, parquet_bytes(table))
+
+    def read_parquet(self, rel: str, columns: list[str] | None = None) -> pa.Table:
+        data = self.read_bytes(rel)
+        try:
+            return pq.read_table(io.BytesIO(data), columns=columns)
+        except (pa.ArrowInvalid, OSError) as e:
+            raise StorageError(f"corrupt Parquet file {self.url(rel)}: {e}") from e
+
+    # ---- published partitions ----------------------------------------------------------
+    def publish(self, rel_dir: str, files: dict[str, bytes], manifest: dict[str, Any]) -> int:
+        """Replace the partition at ``rel_dir`` whole: unpublish, wipe, write, publish last.
+
+        Returns the number of bytes written (data files, not the manifest).
+        """
+        self.delete(posixpath.join(rel_dir, SUCCESS))
+        self.delete(rel_dir)
+        written = 0
+        for name in sorted(files):
+            written += self.write_bytes(posixpath.join(rel_dir, name), files[name])
+        body = dict(manifest)
+        body["files"] = {name: len(files[name]) for name in sorted(files)}
+        self.write_bytes(
+            posixpath.join(rel_dir, SUCCESS),
+            json.dumps(body, sort_keys=True, indent=1).encode(),
+        )
+        return written
+
+    def manifest(self, rel_dir: str) -> dict[str, Any] | None:
+        """The partition's manifest, or None if it is not published."""
+        rel = posixpath.join(rel_dir, SUCCESS)
+        if not self.exists(rel):
+            return None
+        return json.loads(self.read_bytes(rel))
+
+    def read_published(
+        self, rel_dir: str, columns: list[str] | None = None, schema: pa.Schema | None = None
+    ) -> pa.Table:
+        """Concatenate the Parquet files listed in a published partition's manifest."""
+        man = self.manifest(rel_dir)
+        if man is None:
+            raise UnpublishedPartitionError(f"{self.url(rel_dir)} is not published (no {SUCCESS})")
+        tables = [
+            self.read_parquet(posixpath.join(rel_dir, name), columns=columns)
+            for name in man["files"]
+            if name.endswith(".parquet")
+        ]
+        if not tables:
+            if schema is None:
+                raise StorageError(
+                    f"{self.url(rel_dir)} holds no Parquet file and no schema was given"
+                )
+            if columns is not None:
+                schema = pa.schema([schema.field(c) for c in columns])
+            return schema.empty_table()
+        return pa.concat_tables(tables)
+
+
+def _items(listing: list) -> list[tuple[str, dict]]:
+    return [(i["name"], i) for i in listing]
+
+
+def parquet_bytes(table: pa.Table) -> bytes:
+    """Serialize deterministically: same table and library versions, same bytes."""
+    buf = io.BytesIO()
+    pq.write_table(table, buf, compression="zstd", row_group_size=1 << 20, write_statistics=True)
+    return buf.getvalue()

@@ -1,0 +1,165 @@
+"""Ingestion of hand-built landing hours: one test per bad-input class, dedup, conservation."""
+
+from __future__ import annotations
+
+import gzip
+
+import pyarrow as pa
+import pytest
+
+from ml.data.ingest import IngestConfig, ingest_hour
+from ml.data.landing import CorruptFileError, MissingLandingHourError
+from ml.hours import HOUR_MS
+from ml.io.store import Store
+from tests.landing_helpers import H0, ROOM, event, write_landing
+
+KNOWN_ROOMS = pa.array([ROOM], pa.int64())
+
+
+@pytest.fixture
+def store(tmp_path) -> Store:
+    return Store(str(tmp_path / "home"))
+
+
+def run(store, lines, domain="live", **kw):
+    write_landing(store, domain, H0, lines)
+    res = ingest_hour(store, domain, H0, known_items=kw.pop("known", KNOWN_ROOMS), **kw)
+    assert res.conserved(), (res.lines_in, res.clean.num_rows, res.quarantine.num_rows)
+    return res
+
+
+def reasons(res) -> list[str]:
+    return res.quarantine.column("reason").to_pylist()
+
+
+def test_clean_hour_types_and_order(store):
+    res = run(store, [event("b", t=5_000), event("a", "enter", t=1_000), event("c", "exit", t=9_000)])
+    assert res.clean.num_rows == 3 and res.quarantine.num_rows == 0
+    assert res.clean.schema.field("user_id").type == pa.int64()
+    assert res.clean.column("event_id").to_pylist() == ["a", "b", "c"]  # sorted by report time
+    assert res.manifest()["event_types"] == {"enter": 1, "exit": 1, "impression": 1}
+
+
+BAD_CASES = {
+    "empty_line": b"   ",
+    "malformed_json": b'{"event_id": "x1", "user_id": 1',
+    "wrong_type": event("x2", user_id="u123"),
+    "missing_id": event("x3", user_id=None),
+    "unknown_event_type": event("x4", "teleport"),
+    "missing_field": event("x5", "exit", watch_ms=None),
+    "missing_time": event("x6", report_time_ms=None),
+    "report_time_outside_partition": event("x7", report_time_ms=H0 + HOUR_MS + 5),
+    "event_time_absurd": event("x8", event_time_ms=631_152_000_000),
+    "event_after_report": event("x9", event_time_ms=H0 + 3_000_000, report_time_ms=H0 + 1_000),
+    "negative_value": event("x10", "exit", watch_ms=-5),
+    "absurd_value": event("x11", "gift", gift_value=1e12),
+    "unknown_item": event("x12", item_id=42),
+}
+
+
+@pytest.mark.parametrize("reason", list(BAD_CASES))
+def test_each_bad_class_is_quarantined_with_its_reason(store, reason):
+    bad = BAD_CASES[reason]
+    res = run(store, [event("ok1"), bad, event("ok2", t=2_000)])
+    assert res.clean.column("event_id").to_pylist() == ["ok1", "ok2"]
+    q = res.quarantine.to_pylist()
+    assert [r["reason"] for r in q] == [reason]
+    assert q[0]["line_number"] == 2
+    assert q[0]["source_file"].endswith("part-00000.jsonl.gz")
+    assert q[0]["detail"]
+    expected_raw = bad if isinstance(bad, bytes) else __import__("json").dumps(bad).encode()
+    assert q[0]["raw_line"] == expected_raw
+
+
+def test_first_applicable_reason_wins(store):
+    # Both a missing id and an unknown type: missing_id comes first in the documented order.
+    res = run(store, [event("y", "teleport", user_id=None)])
+    assert reasons(res) == ["missing_id"]
+
+
+def test_array_and_two_objects_on_a_line_are_malformed(store):
+    res = run(store, [b"[1, 2]", line2 := b'{"event_id":"a"} {"event_id":"b"}', event("ok")])
+    assert reasons(res) == ["malformed_json", "malformed_json"]
+    assert res.quarantine.column("raw_line").to_pylist()[1] == line2
+
+
+def test_many_bad_lines_scattered_in_a_large_file(store):
+    lines = []
+    for i in range(5_000):
+        lines.append(event(f"e{i}", t=i))
+        if i % 97 == 0:
+            lines.append(b"{not json")
+        if i % 131 == 0:
+            lines.append(event(f"w{i}", t=i, item_id="nope"))
+    res = run(store, lines)
+    assert res.clean.num_rows == 5_000
+    assert res.reason_counts == {"malformed_json": 52, "wrong_type": 39}
+
+
+def test_duplicates_within_hour_keep_earliest_report(store):
+    first = event("d", t=1_000)
+    redelivered = event("d", t=1_000, report_time_ms=H0 + 90_000)
+    res = run(store, [redelivered, event("x", t=2_000), first])
+    assert res.clean.column("event_id").to_pylist() == ["d", "x"]
+    assert res.clean.column("report_time_ms").to_pylist()[0] == H0 + 1_200
+    q = res.quarantine.to_pylist()
+    assert [(r["reason"], r["line_number"]) for r in q] == [("duplicate", 1)]
+    assert "line 3" in q[0]["detail"]
+    assert res.n_duplicates == 1 and res.n_quarantined == 0
+
+
+def test_duplicates_across_the_hour_boundary(store):
+    # Delivered at the end of the previous hour and again early in this one.
+    res = run(store, [event("p", t=500), event("fresh")], prior_event_ids=pa.array(["p", "zz"]))
+    assert res.clean.column("event_id").to_pylist() == ["fresh"]
+    assert reasons(res) == ["duplicate_prior_hour"]
+
+
+def test_duplicates_across_files_of_one_hour(store):
+    write_landing(store, "live", H0, [event("k", t=3_000)], name="part-00001.jsonl.gz")
+    res = run(store, [event("k", t=3_000), event("m")])
+    assert sorted(res.clean.column("event_id").to_pylist()) == ["k", "m"]
+    q = res.quarantine.to_pylist()
+    assert q[0]["reason"] == "duplicate" and q[0]["source_file"].endswith("part-00001.jsonl.gz")
+
+
+def test_short_video_rules(store):
+    from ml.schema import SHORT_VIDEOS_SCHEMA  # noqa: F401 - catalog contract exists
+
+    sv = [
+        event("s1", "play", domain="short_video"),
+        event("s2", "enter", domain="short_video"),  # live-only type
+        event("s3", "play", domain="short_video", duration_ms=None),
+    ]
+    res = run(store, sv, domain="short_video", known=pa.array([5], pa.int64()))
+    assert res.clean.column("event_id").to_pylist() == ["s1"]
+    assert reasons(res) == ["unknown_event_type", "missing_field"]
+
+
+def test_missing_landing_hour_names_the_directory(store):
+    with pytest.raises(MissingLandingHourError, match=r"landing/live/2026-01-01-00"):
+        ingest_hour(store, "live", H0)
+
+
+def test_corrupt_gzip_fails_naming_the_file(store):
+    body = b"".join(__import__("json").dumps(event(f"c{i}")).encode() + b"\n" for i in range(2000))
+    rel = "landing/live/2026-01-01-00/part-00000.jsonl.gz"
+    store.write_bytes(rel, gzip.compress(body, mtime=0)[:-300])
+    with pytest.raises(CorruptFileError, match="part-00000.jsonl.gz.*truncated"):
+        ingest_hour(store, "live", H0, known_items=KNOWN_ROOMS)
+
+
+def test_corrupt_gzip_can_be_quarantined_and_salvaged(store):
+    body = b"".join(__import__("json").dumps(event(f"c{i}", t=i)).encode() + b"\n" for i in range(3000))
+    store.write_bytes("landing/live/2026-01-01-00/part-00000.jsonl.gz", gzip.compress(body, mtime=0)[:-300])
+    res = ingest_hour(store, "live", H0, known_items=KNOWN_ROOMS, config=IngestConfig(corrupt_files="quarantine"))
+    assert res.conserved()
+    assert "corrupt_file" in res.reason_counts
+    assert 0 < res.clean.num_rows < 3000
+
+
+def test_same_input_same_output(store):
+    lines = [event(f"e{i}", t=i * 7 % 1000) for i in range(300)] + [b"oops", event("e3")]
+    a = run(store, lines)
+    b = run(store, lines)
+    assert a.clean.equals(b.clean) and a.quarantine.equals(b.quarantine)
