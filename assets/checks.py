@@ -4,7 +4,6 @@ Blocking checks (schema/ranges, quarantine rate, conservation) stop downstream a
 the same run when they fail; the duplicate-rate band only warns.
 """
 
-
 import dagster as dg
 import pandas as pd
 
@@ -69,7 +68,9 @@ def build_raw_event_checks(domain: str) -> list[dg.AssetChecksDefinition]:
             [quality.rate_expectation("quarantine_rate", quality.MAX_QUARANTINE_RATE)],
             f"{name}_quarantine_rate",
         )
-        return _result(outcome, quarantine_rate=rate, quarantined=man["quarantined"], lines_in=man["lines_in"])
+        return _result(
+            outcome, quarantine_rate=rate, quarantined=man["quarantined"], lines_in=man["lines_in"]
+        )
 
     @dg.asset_check(
         asset=name,
@@ -135,7 +136,9 @@ def catalog_keys_and_conservation(storage: LakeStorage):
     frames = {}
     expectations = []
     for table, key in (("authors", "author_id"), ("short_videos", "item_id"), ("rooms", "item_id")):
-        ids = lake.read_parquet(f"{partition_dir(CATALOG)}/{table}.parquet", columns=[key]).column(key)
+        ids = lake.read_parquet(f"{partition_dir(CATALOG)}/{table}.parquet", columns=[key]).column(
+            key
+        )
         frames[f"{table}_{key}"] = ids.to_pandas()
     quarantined = lake.read_published(quarantine_dir(CATALOG), columns=["reason"]).num_rows
     unbalanced = sum(man["rows_in"].values()) - sum(man["rows"].values()) - quarantined

@@ -25,6 +25,17 @@ hourly_ingestion_schedule = dg.build_schedule_from_partitioned_job(
     hourly_ingestion_job, minute_of_hour=5
 )
 
+# Steps run in forked children of a server that has already imported the code and GX,
+# so a step starts in milliseconds instead of re-importing for seconds.
+executor = dg.multiprocess_executor.configured(
+    {
+        "max_concurrent": 2,
+        "start_method": {
+            "forkserver": {"preload_modules": ["assets.definitions", "great_expectations"]}
+        },
+    }
+)
+
 _storage = storage_from_env()
 
 defs = dg.Definitions(
@@ -32,5 +43,6 @@ defs = dg.Definitions(
     asset_checks=all_checks,
     jobs=[hourly_ingestion_job, catalog_job],
     schedules=[hourly_ingestion_schedule],
+    executor=executor,
     resources={"storage": _storage, "landing": landing_from_env(_storage)},
 )

@@ -1,6 +1,5 @@
 """Ingestion assets: the catalog and the two hourly raw-event tables (thin wrappers of ml.data)."""
 
-
 from typing import Literal
 
 import dagster as dg
@@ -39,7 +38,9 @@ def content_catalog(context: dg.AssetExecutionContext, storage: LakeStorage, lan
     files = {f"{name}.parquet": parquet_bytes(t) for name, t in result.tables.items()}
     written = lake.publish(partition_dir(CATALOG), files, result.manifest())
     lake.publish(
-        quarantine_dir(CATALOG), {"part-00000.parquet": parquet_bytes(result.quarantine)}, result.manifest()
+        quarantine_dir(CATALOG),
+        {"part-00000.parquet": parquet_bytes(result.quarantine)},
+        result.manifest(),
     )
     man = result.manifest()
     return dg.MaterializeResult(
@@ -64,7 +65,9 @@ def read_catalog_items(lake: Store, domain: str) -> pa.Array:
             f"{CATALOG} is not materialized at {lake.url(rel)}: materialize it before raw events"
         )
     name = f"{ITEMS_TABLE[domain]}.parquet"
-    return lake.read_parquet(f"{rel}/{name}", columns=["item_id"]).column("item_id").combine_chunks()
+    return (
+        lake.read_parquet(f"{rel}/{name}", columns=["item_id"]).column("item_id").combine_chunks()
+    )
 
 
 def read_prior_event_ids(lake: Store, asset_name: str, hour_ms: int) -> pa.Array | None:
@@ -135,7 +138,9 @@ def build_raw_events_asset(domain: str) -> dg.AssetsDefinition:
                 "quarantined": res.n_quarantined,
                 "quarantine_rate": res.n_quarantined / n_in,
                 "duplicate_rate": res.n_duplicates / n_in,
-                "event_types": counts_table(manifest["event_types"], "event_type", res.clean.num_rows),
+                "event_types": counts_table(
+                    manifest["event_types"], "event_type", res.clean.num_rows
+                ),
                 "quarantine_reasons": counts_table(res.reason_counts, "reason", n_in),
                 "source_files": md_table(res.files),
                 "bytes_in": sum(f["bytes"] for f in res.files),

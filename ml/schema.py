@@ -93,7 +93,12 @@ CATALOG_REASONS = (
     "bad_time_range",
     "bad_embedding",
 )
-ALL_REASONS = QUARANTINE_REASONS + DUPLICATE_REASONS + FILE_REASONS + ("duplicate_id", "unknown_author", "bad_time_range", "bad_embedding")
+ALL_REASONS = (
+    QUARANTINE_REASONS
+    + DUPLICATE_REASONS
+    + FILE_REASONS
+    + ("duplicate_id", "unknown_author", "bad_time_range", "bad_embedding")
+)
 
 QUARANTINE_SCHEMA = pa.schema(
     [

@@ -14,7 +14,9 @@ VIDEO = 5
 AUTHOR = 77
 
 
-def event(eid: str, etype: str = "impression", t: int = 1_000, *, domain: str = "live", **kw) -> dict:
+def event(
+    eid: str, etype: str = "impression", t: int = 1_000, *, domain: str = "live", **kw
+) -> dict:
     """A valid event at H0 + t ms (reported 200 ms later) unless overridden."""
     ev = {
         "event_id": eid,

@@ -141,7 +141,10 @@ def _row_reasons(
 
     key = _KEY[name]
     id_cols = [key] if name == "authors" else [key, "author_id"]
-    mark("missing_id", np.any([pc.is_null(t.column(c)).to_numpy(zero_copy_only=False) for c in id_cols], axis=0))
+    mark(
+        "missing_id",
+        np.any([pc.is_null(t.column(c)).to_numpy(zero_copy_only=False) for c in id_cols], axis=0),
+    )
     keys = arr(key, -1)
     first = np.zeros(n, bool)
     first[np.unique(keys, return_index=True)[1]] = True
@@ -161,7 +164,10 @@ def _row_reasons(
     if name == "authors":
         q = arr("quality", np.nan)
         mark("absurd_value", ~np.isfinite(q))
-        mark("absurd_value", ~np.isin(t.column("author_type").to_numpy(zero_copy_only=False), S.AUTHOR_TYPES))
+        mark(
+            "absurd_value",
+            ~np.isin(t.column("author_type").to_numpy(zero_copy_only=False), S.AUTHOR_TYPES),
+        )
     if "embedding" in t.column_names:
         emb = t.column("embedding")
         nulls = pc.is_null(emb).to_numpy(zero_copy_only=False)
@@ -169,4 +175,3 @@ def _row_reasons(
         finite = np.isfinite(flat.to_numpy(zero_copy_only=False).reshape(n, -1)).all(axis=1)
         mark("bad_embedding", bad_embedding | nulls | ~finite)
     return reasons
-

@@ -1,8 +1,8 @@
 """The lake layout (DESIGN §2), a contract that checks and benchmarks read.
 
-    lake/<asset>/<partition key>/part-*.parquet + _SUCCESS
-    lake/quarantine/<asset>/<partition key>/part-*.parquet + _SUCCESS
-    lake/<asset>/...                              (unpartitioned assets)
+lake/<asset>/<partition key>/part-*.parquet + _SUCCESS
+lake/quarantine/<asset>/<partition key>/part-*.parquet + _SUCCESS
+lake/<asset>/...                              (unpartitioned assets)
 """
 
 from __future__ import annotations

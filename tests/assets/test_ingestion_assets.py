@@ -49,16 +49,28 @@ def check_results(result) -> dict[str, bool]:
 
 
 def write_sv_hour(store, hour_ms):
-    write_landing(store, "short_video", hour_ms, [event(f"s{hour_ms}", "play", domain="short_video", t=hour_ms - H0 + 10)])
+    write_landing(
+        store,
+        "short_video",
+        hour_ms,
+        [event(f"s{hour_ms}", "play", domain="short_video", t=hour_ms - H0 + 10)],
+    )
 
 
 def test_catalog_then_two_hours_with_cross_hour_duplicate(home):
     fill = [event(f"f{i}", t=100 + i) for i in range(40)]  # keeps the quarantine rate < 5%
-    write_landing(home, "live", H0, [event("a", t=10), *fill, event("late-dup", t=HOUR_MS - 3_000), b"{oops"])
-    write_landing(home, "live", H0 + HOUR_MS, [
-        event("late-dup", t=HOUR_MS - 3_000, report_time_ms=H0 + HOUR_MS + 40_000),
-        event("b", t=HOUR_MS + 5_000),
-    ])
+    write_landing(
+        home, "live", H0, [event("a", t=10), *fill, event("late-dup", t=HOUR_MS - 3_000), b"{oops"]
+    )
+    write_landing(
+        home,
+        "live",
+        H0 + HOUR_MS,
+        [
+            event("late-dup", t=HOUR_MS - 3_000, report_time_ms=H0 + HOUR_MS + 40_000),
+            event("b", t=HOUR_MS + 5_000),
+        ],
+    )
     for h in (H0, H0 + HOUR_MS):
         write_sv_hour(home, h)
     assert run(home, "content_catalog").success
@@ -95,7 +107,13 @@ def test_blocking_quarantine_check_stops_downstream(home):
         return dg.MaterializeResult()
 
     assert run(home, "content_catalog").success
-    res = run(home, "raw_live_events or downstream_probe", K0, extra=[downstream_probe], raise_on_error=False)
+    res = run(
+        home,
+        "raw_live_events or downstream_probe",
+        K0,
+        extra=[downstream_probe],
+        raise_on_error=False,
+    )
     checks = check_results(res)
     assert checks["raw_live_events:quarantine_rate"] is False
     assert checks["raw_live_events:conservation"] is True
@@ -136,15 +154,21 @@ def test_invalid_partition_key_is_rejected(home):
 
 
 def test_corrupt_file_fails_by_default_and_quarantines_on_request(home):
-    import gzip, json  # noqa: E401
+    import gzip
+    import json
 
     body = b"".join(json.dumps(event(f"c{i}", t=i)).encode() + b"\n" for i in range(3000))
-    home.write_bytes("landing/live/2026-01-01-00/part-00000.jsonl.gz", gzip.compress(body, mtime=0)[:-200])
+    home.write_bytes(
+        "landing/live/2026-01-01-00/part-00000.jsonl.gz", gzip.compress(body, mtime=0)[:-200]
+    )
     assert run(home, "content_catalog").success
     with pytest.raises(Exception, match=r"corrupt landing file .*part-00000.jsonl.gz"):
         run(home, "raw_live_events", K0)
     res = dg.materialize(
-        ASSETS, selection=dg.AssetSelection.assets("raw_live_events"), partition_key=K0, resources=resources(home),
+        ASSETS,
+        selection=dg.AssetSelection.assets("raw_live_events"),
+        partition_key=K0,
+        resources=resources(home),
         run_config={"ops": {"raw_live_events": {"config": {"corrupt_files": "quarantine"}}}},
     )
     assert res.success

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import json
 
 import pyarrow as pa
 import pytest
@@ -33,7 +34,9 @@ def reasons(res) -> list[str]:
 
 
 def test_clean_hour_types_and_order(store):
-    res = run(store, [event("b", t=5_000), event("a", "enter", t=1_000), event("c", "exit", t=9_000)])
+    res = run(
+        store, [event("b", t=5_000), event("a", "enter", t=1_000), event("c", "exit", t=9_000)]
+    )
     assert res.clean.num_rows == 3 and res.quarantine.num_rows == 0
     assert res.clean.schema.field("user_id").type == pa.int64()
     assert res.clean.column("event_id").to_pylist() == ["a", "b", "c"]  # sorted by report time
@@ -67,7 +70,7 @@ def test_each_bad_class_is_quarantined_with_its_reason(store, reason):
     assert q[0]["line_number"] == 2
     assert q[0]["source_file"].endswith("part-00000.jsonl.gz")
     assert q[0]["detail"]
-    expected_raw = bad if isinstance(bad, bytes) else __import__("json").dumps(bad).encode()
+    expected_raw = bad if isinstance(bad, bytes) else json.dumps(bad).encode()
     assert q[0]["raw_line"] == expected_raw
 
 
@@ -142,17 +145,21 @@ def test_missing_landing_hour_names_the_directory(store):
 
 
 def test_corrupt_gzip_fails_naming_the_file(store):
-    body = b"".join(__import__("json").dumps(event(f"c{i}")).encode() + b"\n" for i in range(2000))
+    body = b"".join(json.dumps(event(f"c{i}")).encode() + b"\n" for i in range(2000))
     rel = "landing/live/2026-01-01-00/part-00000.jsonl.gz"
     store.write_bytes(rel, gzip.compress(body, mtime=0)[:-300])
-    with pytest.raises(CorruptFileError, match="part-00000.jsonl.gz.*truncated"):
+    with pytest.raises(CorruptFileError, match=r"part-00000\.jsonl\.gz.*truncated"):
         ingest_hour(store, "live", H0, known_items=KNOWN_ROOMS)
 
 
 def test_corrupt_gzip_can_be_quarantined_and_salvaged(store):
-    body = b"".join(__import__("json").dumps(event(f"c{i}", t=i)).encode() + b"\n" for i in range(3000))
-    store.write_bytes("landing/live/2026-01-01-00/part-00000.jsonl.gz", gzip.compress(body, mtime=0)[:-300])
-    res = ingest_hour(store, "live", H0, known_items=KNOWN_ROOMS, config=IngestConfig(corrupt_files="quarantine"))
+    body = b"".join(json.dumps(event(f"c{i}", t=i)).encode() + b"\n" for i in range(3000))
+    store.write_bytes(
+        "landing/live/2026-01-01-00/part-00000.jsonl.gz", gzip.compress(body, mtime=0)[:-300]
+    )
+    res = ingest_hour(
+        store, "live", H0, known_items=KNOWN_ROOMS, config=IngestConfig(corrupt_files="quarantine")
+    )
     assert res.conserved()
     assert "corrupt_file" in res.reason_counts
     assert 0 < res.clean.num_rows < 3000
