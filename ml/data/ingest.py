@@ -16,7 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ml import schema as S
-from ml.data.jsonl import line_bounds, parse_json_lines
+from ml.data.jsonl import parse_json_lines
 from ml.data.landing import list_event_files, read_event_files
 from ml.hours import HOUR_MS, partition_key
 from ml.io.store import Store
@@ -98,28 +98,26 @@ def ingest_hour(
         raise ValueError(f"unknown domain {domain!r}; expected one of {S.DOMAINS}")
     t0 = time.perf_counter()
     paths, ignored = list_event_files(store, domain, hour_ms)
+    q = _QuarantineBuilder()
+    files, parsed_files, tables, row_file, row_line, file_stats = [], [], [], [], [], []
+    lines_in = 0
     loaded = read_event_files(
         store, paths, salvage_corrupt=config.corrupt_files == "quarantine", threads=config.threads
     )
-    files = [f for f, _ in loaded]
-    q = _QuarantineBuilder()
-    tables, row_file, row_line, file_stats = [], [], [], []
-    lines_in = 0
-    for fi, f in enumerate(files):
+    for fi, (f, err) in enumerate(loaded):
         parsed = parse_json_lines(f.data, S.RAW_EVENT_SCHEMA)
+        files.append(f)
+        parsed_files.append(parsed)
         lines_in += parsed.n_lines
         tables.append(parsed.table)
         row_file.append(np.full(parsed.table.num_rows, fi, np.int32))
         row_line.append(parsed.row_line)
         for line, reason, detail in parsed.bad:
             q.add(fi, line, reason, detail, None)
-        file_stats.append(
-            {"path": f.rel_path, "bytes": f.compressed_bytes, "lines": parsed.n_lines}
-        )
-    for f, err in loaded:
         if err is not None:
             q.add_file(f.rel_path, "corrupt_file", err.reason)
             lines_in += 1
+        file_stats.append({"path": f.rel_path, "bytes": f.compressed_bytes, "lines": parsed.n_lines})
 
     table = pa.concat_tables(tables) if tables else S.RAW_EVENT_SCHEMA.empty_table()
     rf = np.concatenate(row_file) if row_file else np.zeros(0, np.int32)
@@ -131,7 +129,7 @@ def ingest_hour(
         q.add(rf[i], rl[i], reason, _detail(reason, table, int(i), hour_ms), _eid(table, int(i)))
 
     valid = np.flatnonzero(codes == 0)
-    keep, dups = deduplicate(table, valid, rf, rl, prior_event_ids)
+    keep, dups = deduplicate(table, valid, rf, rl, prior_event_ids, hour_ms)
     for i, reason, kept in dups:
         where = (
             "the previous partition"
@@ -140,15 +138,20 @@ def ingest_hour(
         )
         q.add(rf[i], rl[i], reason, f"event_id already delivered in {where}", _eid(table, i))
 
-    clean = table.take(pa.array(keep)) if len(keep) < table.num_rows else table
+    if len(keep) < table.num_rows:
+        mask = np.zeros(table.num_rows, bool)
+        mask[keep] = True
+        clean = table.filter(pa.array(mask))
+    else:
+        clean = table
     rt = clean.column("report_time_ms").to_numpy()
-    if len(rt) > 1 and np.any(np.diff(rt) < 0):
+    if len(rt) > 1 and np.any(rt[1:] < rt[:-1]):
         clean = clean.take(pa.array(np.argsort(rt, kind="stable")))
     return IngestResult(
         domain=domain,
         hour_ms=hour_ms,
-        clean=clean.combine_chunks(),
-        quarantine=q.build(files),
+        clean=clean,
+        quarantine=q.build(files, parsed_files),
         lines_in=lines_in,
         files=file_stats,
         ignored_files=ignored,
@@ -166,7 +169,10 @@ def validate_events(
         return codes
 
     def col(name: str, fill) -> np.ndarray:
-        return pc.fill_null(table.column(name), fill).to_numpy(zero_copy_only=False)
+        c = table.column(name)
+        if c.null_count:
+            c = pc.fill_null(c, fill)
+        return c.to_numpy()
 
     def null(name: str) -> np.ndarray:
         return pc.is_null(table.column(name)).to_numpy(zero_copy_only=False)
@@ -220,6 +226,7 @@ def deduplicate(
     row_file: np.ndarray,
     row_line: np.ndarray,
     prior_event_ids: pa.Array | None,
+    hour_ms: int,
 ) -> tuple[np.ndarray, list[tuple[int, str, int]]]:
     """Keep the earliest-reported delivery of each event_id among ``valid`` rows.
 
@@ -229,26 +236,34 @@ def deduplicate(
     dups: list[tuple[int, str, int]] = []
     if len(valid) == 0:
         return valid, dups
-    ids = table.column("event_id").take(pa.array(valid))
+    ids = table.column("event_id")
+    if len(valid) < table.num_rows:
+        ids = ids.take(pa.array(valid))
     drop = np.zeros(len(valid), bool)
     if prior_event_ids is not None and len(prior_event_ids):
-        prior = pc.is_in(ids, value_set=prior_event_ids).to_numpy(zero_copy_only=False)
-        for j in np.flatnonzero(prior):
-            dups.append((int(valid[j]), "duplicate_prior_hour", -1))
-        drop |= prior
+        # An event first delivered in the previous hour happened before this hour began
+        # (event time <= its first report time < hour start, up to clock skew), so only
+        # those rows can be cross-hour re-deliveries: probe the prior ids with them.
+        et = table.column("event_time_ms").to_numpy()[valid]
+        cand = np.flatnonzero(et < hour_ms + S.CLOCK_SKEW_MS)
+        if len(cand):
+            cand_ids = ids.take(pa.array(cand))
+            seen = pc.filter(prior_event_ids, pc.is_in(prior_event_ids, value_set=cand_ids))
+            hit = cand[pc.is_in(cand_ids, value_set=seen).to_numpy(zero_copy_only=False)]
+            for j in hit:
+                dups.append((int(valid[j]), "duplicate_prior_hour", -1))
+            drop[hit] = True
     codes = pc.dictionary_encode(ids).combine_chunks().indices.to_numpy(zero_copy_only=False)
     counts = np.bincount(codes)
     multi = np.flatnonzero((counts[codes] > 1) & ~drop)
     if len(multi):
-        rt = table.column("report_time_ms").take(pa.array(valid[multi])).to_numpy()
+        rt = table.column("report_time_ms").to_numpy()[valid[multi]]
         order = np.lexsort((row_line[valid[multi]], row_file[valid[multi]], rt, codes[multi]))
         sorted_rows = multi[order]
         sorted_codes = codes[sorted_rows]
         first = np.ones(len(sorted_rows), bool)
         first[1:] = sorted_codes[1:] != sorted_codes[:-1]
-        kept_of_group = sorted_rows[
-            np.maximum.accumulate(np.where(first, np.arange(len(first)), 0))
-        ]
+        kept_of_group = sorted_rows[np.maximum.accumulate(np.where(first, np.arange(len(first)), 0))]
         for j, k, is_first in zip(sorted_rows, kept_of_group, first, strict=True):
             if not is_first:
                 drop[j] = True
@@ -293,19 +308,9 @@ class _QuarantineBuilder:
     def add_file(self, path: str, reason: str, detail: str) -> None:
         self.file_rows.append((path, reason, detail))
 
-    def build(self, files) -> pa.Table:
+    def build(self, files, parsed_files) -> pa.Table:
         rows = sorted(self.rows, key=lambda r: (r[0], r[1]))
-        raw: list[bytes] = []
-        by_file: dict[int, list[int]] = {}
-        for k, r in enumerate(rows):
-            by_file.setdefault(r[0], []).append(k)
-        raw = [b""] * len(rows)
-        for fi, ks in by_file.items():
-            data = files[fi].data
-            starts, ends = line_bounds(data)
-            for k in ks:
-                line = rows[k][1]
-                raw[k] = data[starts[line] : ends[line]]
+        raw = [parsed_files[r[0]].raw_line(files[r[0]].data, r[1]) for r in rows]
         cols = {
             "source_file": [files[r[0]].rel_path for r in rows] + [p for p, _, _ in self.file_rows],
             "line_number": [r[1] + 1 for r in rows] + [0] * len(self.file_rows),

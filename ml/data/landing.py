@@ -11,9 +11,14 @@ Layout (DESIGN §4), per report hour ``YYYY-MM-DD-HH``::
 from __future__ import annotations
 
 import posixpath
-import zlib
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+
+try:  # Intel ISA-L inflates ~2.5x faster than zlib, with the same API; zlib is the fallback.
+    from isal import isal_zlib as zlib
+except ImportError:  # pragma: no cover - isal is a declared dependency
+    import zlib
 
 from ml.hours import landing_dir
 from ml.io.store import StorageError, Store
@@ -89,11 +94,12 @@ def gunzip(data: bytes, path: str) -> bytes:
 
 def read_event_files(
     store: Store, paths: list[str], *, salvage_corrupt: bool = False, threads: int = 2
-) -> list[tuple[LandingFile, CorruptFileError | None]]:
-    """Read and decompress event files in parallel (zlib releases the GIL), in path order.
+) -> Iterator[tuple[LandingFile, CorruptFileError | None]]:
+    """Read and decompress event files, in path order, ahead of the consumer.
 
-    A corrupt file raises CorruptFileError unless ``salvage_corrupt``; then its readable
-    prefix is returned as the LandingFile, paired with the error.
+    Worker threads inflate the next files (ISA-L/zlib release the GIL) while the caller
+    parses the current one. A corrupt file raises CorruptFileError unless
+    ``salvage_corrupt``; then its readable prefix is yielded, paired with the error.
     """
 
     def load(path: str) -> tuple[LandingFile, CorruptFileError | None]:
@@ -108,6 +114,7 @@ def read_event_files(
             return LandingFile(path, len(raw), e.salvaged), e
 
     if len(paths) <= 1 or threads <= 1:
-        return [load(p) for p in paths]
+        yield from (load(p) for p in paths)
+        return
     with ThreadPoolExecutor(max_workers=threads) as pool:
-        return list(pool.map(load, paths))
+        yield from pool.map(load, paths)

@@ -216,6 +216,7 @@ class Store:
                 try:
                     with os.fdopen(fd, "wb") as f:
                         f.write(data)
+                    os.chmod(tmp, 0o644)  # mkstemp makes 0600; published data is readable
                     os.replace(tmp, full)
                 except BaseException:
                     with contextlib.suppress(FileNotFoundError):
@@ -296,5 +297,24 @@ def _items(listing: list) -> list[tuple[str, dict]]:
 def parquet_bytes(table: pa.Table) -> bytes:
     """Serialize deterministically: same table and library versions, same bytes."""
     buf = io.BytesIO()
-    pq.write_table(table, buf, compression="zstd", row_group_size=1 << 20, write_statistics=True)
+    pq.write_table(
+        table,
+        buf,
+        compression="zstd",
+        row_group_size=1 << 20,
+        write_statistics=True,
+        use_dictionary=_dictionary_columns(table.schema),
+    )
     return buf.getvalue()
+
+
+def _dictionary_columns(schema: pa.Schema) -> list[str]:
+    # Dictionary-encode only strings that repeat (types, pages, reasons); trying it on
+    # unique ids costs time and falls back anyway.
+    return [
+        f.name
+        for f in schema
+        if (pa.types.is_string(f.type) or pa.types.is_large_string(f.type))
+        and not f.name.endswith("_id")
+        and f.name not in ("detail", "raw_line", "source_file")
+    ]
