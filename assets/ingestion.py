@@ -11,7 +11,7 @@ from ml import schema as S
 from ml.data.catalog import ingest_catalog
 from ml.data.ingest import IngestConfig, ingest_hour
 from ml.io.lake import partition_dir, quarantine_dir
-from ml.io.store import Store, parquet_bytes
+from ml.io.store import Store, parquet_bytes, parquet_parts
 from resources.storage import LakeStorage, LandingZone
 
 CATALOG = "content_catalog"
@@ -119,9 +119,7 @@ def build_raw_events_asset(domain: str) -> dg.AssetsDefinition:
         if not res.conserved():  # a bug, never a data problem: refuse to publish
             raise RuntimeError(f"{name} {key}: lines not conserved: {res.manifest()}")
         manifest = res.manifest()
-        written = lake.publish(
-            partition_dir(name, key), {"part-00000.parquet": parquet_bytes(res.clean)}, manifest
-        )
+        written = lake.publish(partition_dir(name, key), parquet_parts(res.clean), manifest)
         lake.publish(
             quarantine_dir(name, key),
             {"part-00000.parquet": parquet_bytes(res.quarantine)},

@@ -12,12 +12,13 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from ml import schema as S
 from ml.data.jsonl import parse_json_lines
-from ml.data.landing import list_event_files, read_event_files
+from ml.data.landing import list_event_files, read_event_pieces
 from ml.hours import HOUR_MS, partition_key
 from ml.io.store import Store
 
@@ -29,7 +30,8 @@ class IngestConfig:
     # "fail": a corrupt landing file fails the partition with an error naming it.
     # "quarantine": its readable prefix is ingested and a corrupt_file row is recorded.
     corrupt_files: Literal["fail", "quarantine"] = "fail"
-    threads: int = 2
+    # Files are inflated and parsed in line-aligned pieces of about this size.
+    piece_bytes: int = 32 << 20
 
 
 @dataclass
@@ -99,28 +101,37 @@ def ingest_hour(
     t0 = time.perf_counter()
     paths, ignored = list_event_files(store, domain, hour_ms)
     q = _QuarantineBuilder()
-    files, parsed_files, tables, row_file, row_line, file_stats = [], [], [], [], [], []
+    pieces, parsed_pieces, tables, row_piece, row_line = [], [], [], [], []
+    file_stats: list[dict] = []
     lines_in = 0
-    loaded = read_event_files(
-        store, paths, salvage_corrupt=config.corrupt_files == "quarantine", threads=config.threads
+    line_base = 0  # lines of the current file before the current piece
+    stream = read_event_pieces(
+        store,
+        paths,
+        salvage_corrupt=config.corrupt_files == "quarantine",
+        piece_bytes=config.piece_bytes,
     )
-    for fi, (f, err) in enumerate(loaded):
-        parsed = parse_json_lines(f.data, S.RAW_EVENT_SCHEMA)
-        files.append(f)
-        parsed_files.append(parsed)
-        lines_in += parsed.n_lines
+    for pi, piece in enumerate(stream):
+        if not file_stats or file_stats[-1]["path"] != piece.rel_path:
+            file_stats.append({"path": piece.rel_path, "bytes": piece.compressed_bytes, "lines": 0})
+            line_base = 0
+        parsed = parse_json_lines(piece.data, S.RAW_EVENT_SCHEMA)
+        pieces.append(piece)
+        parsed_pieces.append(parsed)
         tables.append(parsed.table)
-        row_file.append(np.full(parsed.table.num_rows, fi, np.int32))
-        row_line.append(parsed.row_line)
+        row_piece.append(np.full(parsed.table.num_rows, pi, np.int32))
+        row_line.append(parsed.row_line + line_base)
         for line, reason, detail in parsed.bad:
-            q.add(fi, line, reason, detail, None)
-        if err is not None:
-            q.add_file(f.rel_path, "corrupt_file", err.reason)
+            q.add(pi, line + line_base, reason, detail, None)
+        lines_in += parsed.n_lines
+        line_base += parsed.n_lines
+        file_stats[-1]["lines"] += parsed.n_lines
+        if piece.error is not None:
+            q.add_file(piece.rel_path, "corrupt_file", piece.error.reason)
             lines_in += 1
-        file_stats.append({"path": f.rel_path, "bytes": f.compressed_bytes, "lines": parsed.n_lines})
 
     table = pa.concat_tables(tables) if tables else S.RAW_EVENT_SCHEMA.empty_table()
-    rf = np.concatenate(row_file) if row_file else np.zeros(0, np.int32)
+    rf = np.concatenate(row_piece) if row_piece else np.zeros(0, np.int32)
     rl = np.concatenate(row_line) if row_line else np.zeros(0, np.int64)
 
     codes = validate_events(table, domain, hour_ms, known_items)
@@ -134,7 +145,7 @@ def ingest_hour(
         where = (
             "the previous partition"
             if kept < 0
-            else f"line {rl[kept] + 1} of {files[rf[kept]].rel_path}"
+            else f"line {rl[kept] + 1} of {pieces[rf[kept]].rel_path}"
         )
         q.add(rf[i], rl[i], reason, f"event_id already delivered in {where}", _eid(table, i))
 
@@ -151,7 +162,7 @@ def ingest_hour(
         domain=domain,
         hour_ms=hour_ms,
         clean=clean,
-        quarantine=q.build(files, parsed_files),
+        quarantine=q.build(pieces, parsed_pieces, line_bases(pieces, parsed_pieces)),
         lines_in=lines_in,
         files=file_stats,
         ignored_files=ignored,
@@ -253,14 +264,14 @@ def deduplicate(
             for j in hit:
                 dups.append((int(valid[j]), "duplicate_prior_hour", -1))
             drop[hit] = True
-    codes = pc.dictionary_encode(ids).combine_chunks().indices.to_numpy(zero_copy_only=False)
-    counts = np.bincount(codes)
-    multi = np.flatnonzero((counts[codes] > 1) & ~drop)
+    multi = np.flatnonzero(repeated(ids) & ~drop)
     if len(multi):
+        codes = pc.dictionary_encode(ids.take(pa.array(multi))).combine_chunks().indices
+        codes = codes.to_numpy(zero_copy_only=False)
         rt = table.column("report_time_ms").to_numpy()[valid[multi]]
-        order = np.lexsort((row_line[valid[multi]], row_file[valid[multi]], rt, codes[multi]))
+        order = np.lexsort((row_line[valid[multi]], row_file[valid[multi]], rt, codes))
         sorted_rows = multi[order]
-        sorted_codes = codes[sorted_rows]
+        sorted_codes = codes[order]
         first = np.ones(len(sorted_rows), bool)
         first[1:] = sorted_codes[1:] != sorted_codes[:-1]
         kept_of_group = sorted_rows[np.maximum.accumulate(np.where(first, np.arange(len(first)), 0))]
@@ -270,6 +281,40 @@ def deduplicate(
                 dups.append((int(valid[j]), "duplicate", int(valid[k])))
     dups.sort()
     return valid[~drop], dups
+
+
+def repeated(ids: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    """bool per row: does this id occur more than once? (exact)
+
+    Hashing every id into a dictionary is the costliest step of ingestion, so ids of one
+    fixed width (the usual generated ids) are first hashed with numpy to a uint64 and only
+    rows whose hash repeats are compared exactly.
+    """
+    arr = ids.combine_chunks() if isinstance(ids, pa.ChunkedArray) else ids
+    n = len(arr)
+    if n == 0:
+        return np.zeros(0, bool)
+    if arr.null_count == 0 and pa.types.is_string(arr.type):
+        off = np.frombuffer(arr.buffers()[1], np.int32)[arr.offset : arr.offset + n + 1]
+        width = int(off[1] - off[0])
+        if 0 < width <= 64 and off[-1] - off[0] == n * width and np.all(np.diff(off) == width):
+            data = np.frombuffer(arr.buffers()[2], np.uint8)[off[0] : off[-1]].reshape(n, width)
+            h = np.zeros(n, np.uint64)
+            prime = np.uint64(1099511628211)
+            for k in range(width):  # FNV-style; collisions only cost an exact re-check
+                h = h * prime + data[:, k]
+            cand = np.flatnonzero(pd.Series(h).duplicated(keep=False).to_numpy())
+            out = np.zeros(n, bool)
+            if len(cand):
+                out[cand] = _repeated_exact(arr.take(pa.array(cand)))
+            return out
+    return _repeated_exact(arr)
+
+
+def _repeated_exact(arr: pa.Array) -> np.ndarray:
+    vc = pc.value_counts(arr)
+    dup_values = pc.filter(vc.field("values"), pc.greater(vc.field("counts"), 1))
+    return pc.is_in(arr, value_set=dup_values).to_numpy(zero_copy_only=False)
 
 
 def _eid(table: pa.Table, i: int) -> str | None:
@@ -308,11 +353,14 @@ class _QuarantineBuilder:
     def add_file(self, path: str, reason: str, detail: str) -> None:
         self.file_rows.append((path, reason, detail))
 
-    def build(self, files, parsed_files) -> pa.Table:
+    def build(self, pieces, parsed_pieces, bases: list[int]) -> pa.Table:
+        """Rows hold (piece, line in file); raw bytes come from the piece that has the line."""
         rows = sorted(self.rows, key=lambda r: (r[0], r[1]))
-        raw = [parsed_files[r[0]].raw_line(files[r[0]].data, r[1]) for r in rows]
+        raw = [
+            parsed_pieces[r[0]].raw_line(pieces[r[0]].data, r[1] - bases[r[0]]) for r in rows
+        ]
         cols = {
-            "source_file": [files[r[0]].rel_path for r in rows] + [p for p, _, _ in self.file_rows],
+            "source_file": [pieces[r[0]].rel_path for r in rows] + [p for p, _, _ in self.file_rows],
             "line_number": [r[1] + 1 for r in rows] + [0] * len(self.file_rows),
             "reason": [r[2] for r in rows] + [r for _, r, _ in self.file_rows],
             "detail": [r[3] for r in rows] + [d for _, _, d in self.file_rows],
@@ -320,3 +368,14 @@ class _QuarantineBuilder:
             "raw_line": raw + [b""] * len(self.file_rows),
         }
         return pa.table(cols, schema=S.QUARANTINE_SCHEMA)
+
+
+def line_bases(pieces, parsed_pieces) -> list[int]:
+    """Per piece, the number of lines of its file in the pieces before it."""
+    bases, prev_path, base = [], None, 0
+    for piece, parsed in zip(pieces, parsed_pieces, strict=True):
+        if piece.rel_path != prev_path:
+            prev_path, base = piece.rel_path, 0
+        bases.append(base)
+        base += parsed.n_lines
+    return bases

@@ -11,8 +11,9 @@ Layout (DESIGN §4), per report hour ``YYYY-MM-DD-HH``::
 from __future__ import annotations
 
 import posixpath
+import queue
+import threading
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 try:  # Intel ISA-L inflates ~2.5x faster than zlib, with the same API; zlib is the fallback.
@@ -70,51 +71,126 @@ def list_event_files(store: Store, domain: str, hour_ms: int) -> tuple[list[str]
     return events, ignored
 
 
-def gunzip(data: bytes, path: str) -> bytes:
-    """Decompress a (possibly multi-member) gzip stream; CorruptFileError if damaged.
+def inflate(data: bytes, path: str, piece_bytes: int = 32 << 20) -> Iterator[bytes]:
+    """Decompress a (possibly multi-member) gzip stream in pieces of about ``piece_bytes``
+    that end on a line boundary (the last piece may lack its final newline).
 
-    The error carries what was decoded before the damage so a caller may salvage it.
+    Raises CorruptFileError when the stream is damaged or truncated; its ``salvaged``
+    holds the decoded bytes after the last piece yielded.
     """
-    out: list[bytes] = []
+    pending = b""
     rest = data
     while rest:
         d = zlib.decompressobj(wbits=31)
-        try:
-            out.append(d.decompress(rest))
-            out.append(d.flush())
-        except zlib.error as e:
-            raise CorruptFileError(path, f"gzip stream damaged ({e})", b"".join(out)) from e
+        buf = rest
+        while True:
+            try:
+                out = d.decompress(buf, piece_bytes)
+            except zlib.error as e:
+                raise CorruptFileError(path, f"gzip stream damaged ({e})", pending) from e
+            buf = d.unconsumed_tail
+            pending += out
+            cut = pending.rfind(b"\n")
+            if len(pending) >= piece_bytes and cut >= 0:
+                yield pending[: cut + 1]
+                pending = pending[cut + 1 :]
+            if d.eof or (not buf and not out):
+                break
         if not d.eof:
-            raise CorruptFileError(path, "gzip stream truncated (no end of stream)", b"".join(out))
+            raise CorruptFileError(path, "gzip stream truncated (no end of stream)", pending)
         rest = d.unused_data
         if rest and not rest.strip(b"\x00"):
             break  # zero padding after the last member, as some sinks write
+    if pending:
+        yield pending
+
+
+def gunzip(data: bytes, path: str) -> bytes:
+    """The whole decompressed stream; CorruptFileError (with what was decoded) if damaged."""
+    out: list[bytes] = []
+    try:
+        for piece in inflate(data, path):
+            out.append(piece)
+    except CorruptFileError as e:
+        raise CorruptFileError(path, e.reason, b"".join(out) + e.salvaged) from e
     return b"".join(out)
 
 
-def read_event_files(
-    store: Store, paths: list[str], *, salvage_corrupt: bool = False, threads: int = 2
-) -> Iterator[tuple[LandingFile, CorruptFileError | None]]:
-    """Read and decompress event files, in path order, ahead of the consumer.
+@dataclass(frozen=True)
+class Piece:
+    """A line-aligned piece of a decompressed landing file."""
 
-    Worker threads inflate the next files (ISA-L/zlib release the GIL) while the caller
-    parses the current one. A corrupt file raises CorruptFileError unless
-    ``salvage_corrupt``; then its readable prefix is yielded, paired with the error.
-    """
+    file_index: int
+    rel_path: str
+    compressed_bytes: int  # of the whole file
+    data: bytes
+    error: CorruptFileError | None = None  # set on the salvaged last piece of a corrupt file
 
-    def load(path: str) -> tuple[LandingFile, CorruptFileError | None]:
-        raw = store.read_bytes(path)
-        if not path.endswith(".gz"):
-            return LandingFile(path, len(raw), raw), None
+
+def read_event_pieces(
+    store: Store, paths: list[str], *, salvage_corrupt: bool = False, piece_bytes: int = 32 << 20
+) -> Iterator[Piece]:
+    """Pieces of the event files in order, inflated one piece ahead on a worker thread
+    (ISA-L/zlib release the GIL) while the caller parses the current one."""
+    q: queue.Queue = queue.Queue(maxsize=2)
+    stop = threading.Event()
+
+    def produce() -> None:
         try:
-            return LandingFile(path, len(raw), gunzip(raw, store.url(path))), None
-        except CorruptFileError as e:
-            if not salvage_corrupt:
-                raise
-            return LandingFile(path, len(raw), e.salvaged), e
+            for fi, path in enumerate(paths):
+                raw = store.read_bytes(path)
+                if not path.endswith(".gz"):
+                    _put(q, stop, Piece(fi, path, len(raw), raw))
+                    continue
+                sent = 0
+                try:
+                    for data in inflate(raw, store.url(path), piece_bytes):
+                        if not _put(q, stop, Piece(fi, path, len(raw), data)):
+                            return
+                        sent += 1
+                except CorruptFileError as e:
+                    if not salvage_corrupt:
+                        raise
+                    _put(q, stop, Piece(fi, path, len(raw), e.salvaged, e))
+                    sent += 1
+                if not sent:  # an empty file is still a file: one empty piece
+                    _put(q, stop, Piece(fi, path, len(raw), b""))
+            _put(q, stop, None)
+        except BaseException as e:  # handed to the consumer, raised there
+            _put(q, stop, e)
 
-    if len(paths) <= 1 or threads <= 1:
-        yield from (load(p) for p in paths)
-        return
-    with ThreadPoolExecutor(max_workers=threads) as pool:
-        yield from pool.map(load, paths)
+    worker = threading.Thread(target=produce, name="landing-inflate", daemon=True)
+    worker.start()
+    try:
+        while True:
+            item = q.get()
+            if item is None:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        worker.join(timeout=60)
+
+
+def _put(q: queue.Queue, stop: threading.Event, item) -> bool:
+    while not stop.is_set():
+        try:
+            q.put(item, timeout=0.1)
+            return True
+        except queue.Full:
+            continue
+    return False
+
+
+def read_event_files(
+    store: Store, paths: list[str], *, salvage_corrupt: bool = False
+) -> Iterator[tuple[LandingFile, CorruptFileError | None]]:
+    """Whole decompressed files in path order (for recounts); see ``read_event_pieces``."""
+    by_file: dict[int, list[Piece]] = {}
+    for piece in read_event_pieces(store, paths, salvage_corrupt=salvage_corrupt):
+        by_file.setdefault(piece.file_index, []).append(piece)
+    for _, pieces in sorted(by_file.items()):
+        data = b"".join(p.data for p in pieces)
+        yield LandingFile(pieces[0].rel_path, pieces[0].compressed_bytes, data), pieces[-1].error

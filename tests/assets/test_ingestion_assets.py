@@ -186,3 +186,30 @@ def test_catalog_quarantines_bad_rows(home):
     assert check_results(res) == {"content_catalog:catalog_keys_and_conservation": True}
     q = home.read_published("lake/quarantine/content_catalog").to_pylist()
     assert [(r["reason"], r["line_number"]) for r in q] == [("duplicate_id", 2)]
+
+
+def test_corrupt_catalog_parquet_names_the_file(home):
+    home.write_bytes("landing/catalog/rooms.parquet", b"PAR1 truncated")
+    with pytest.raises(Exception, match=r"corrupt landing file .*landing/catalog/rooms\.parquet"):
+        run(home, "content_catalog")
+
+
+def test_catalog_missing_column_names_it(home):
+    rooms = home.read_parquet("landing/catalog/rooms.parquet").drop_columns(["end_ms"])
+    home.write_parquet("landing/catalog/rooms.parquet", rooms)
+    with pytest.raises(Exception, match=r"catalog table 'rooms' lacks column\(s\) \['end_ms'\]"):
+        run(home, "content_catalog")
+
+
+def test_unreachable_storage_is_one_clear_error(monkeypatch):
+    from tests.conftest import free_port
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "x")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "y")
+    storage = LakeStorage(root="s3://lc-gone/home", s3_endpoint_url=f"http://127.0.0.1:{free_port()}")
+    with pytest.raises(Exception, match=r"data root 's3://lc-gone/home' is unreachable"):
+        dg.materialize(
+            ASSETS,
+            selection=dg.AssetSelection.assets("content_catalog"),
+            resources={"storage": storage, "landing": LandingZone(storage=storage)},
+        )
