@@ -73,7 +73,9 @@ def main() -> None:
         results = {}
         for name, root in (("clean", clean_root), ("dirty", dirty_root)):
             store = Store(str(root))
-            known = store.read_parquet("landing/catalog/short_videos.parquet", ["item_id"]).column(0)
+            known = store.read_parquet("landing/catalog/short_videos.parquet", ["item_id"]).column(
+                0
+            )
             prev = ingest_hour(store, "short_video", hour_ms - HOUR_MS, known_items=known)
             prior = prev.clean.column("event_id").combine_chunks()
             best = min(ingest_once(store, hour_ms, known, prior) for _ in range(args.repeat))

@@ -274,7 +274,9 @@ def deduplicate(
         sorted_codes = codes[order]
         first = np.ones(len(sorted_rows), bool)
         first[1:] = sorted_codes[1:] != sorted_codes[:-1]
-        kept_of_group = sorted_rows[np.maximum.accumulate(np.where(first, np.arange(len(first)), 0))]
+        kept_of_group = sorted_rows[
+            np.maximum.accumulate(np.where(first, np.arange(len(first)), 0))
+        ]
         for j, k, is_first in zip(sorted_rows, kept_of_group, first, strict=True):
             if not is_first:
                 drop[j] = True
@@ -356,11 +358,10 @@ class _QuarantineBuilder:
     def build(self, pieces, parsed_pieces, bases: list[int]) -> pa.Table:
         """Rows hold (piece, line in file); raw bytes come from the piece that has the line."""
         rows = sorted(self.rows, key=lambda r: (r[0], r[1]))
-        raw = [
-            parsed_pieces[r[0]].raw_line(pieces[r[0]].data, r[1] - bases[r[0]]) for r in rows
-        ]
+        raw = [parsed_pieces[r[0]].raw_line(pieces[r[0]].data, r[1] - bases[r[0]]) for r in rows]
         cols = {
-            "source_file": [pieces[r[0]].rel_path for r in rows] + [p for p, _, _ in self.file_rows],
+            "source_file": [pieces[r[0]].rel_path for r in rows]
+            + [p for p, _, _ in self.file_rows],
             "line_number": [r[1] + 1 for r in rows] + [0] * len(self.file_rows),
             "reason": [r[2] for r in rows] + [r for _, r, _ in self.file_rows],
             "detail": [r[3] for r in rows] + [d for _, _, d in self.file_rows],

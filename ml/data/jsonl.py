@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import io
 import json
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -22,6 +23,7 @@ import pyarrow.json as pj
 
 _WS = b" \t\r\n"
 _CHUNK_LINES = 512
+_LEAF_LINES = 16  # below this, judging lines in Python beats more pyarrow calls
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 
 
@@ -85,38 +87,83 @@ def parse_json_lines(data: bytes, schema: pa.Schema) -> ParsedLines:
         table = _try_read(data, schema, n_lines, threads=True)
         if table is not None:
             return ParsedLines(table, np.arange(n_lines, dtype=np.int64), starts, ends)
-    bad: list[tuple[int, str, str]] = [(int(i), "empty_line", "blank or whitespace-only line") for i in blank]
-    good_idx: list[np.ndarray] = []
-    tables: list[pa.Table] = []
-    is_blank = np.zeros(n_lines, bool)
-    is_blank[blank] = True
-    lines = np.flatnonzero(~is_blank)
-    for c in range(0, len(lines), _CHUNK_LINES):
-        _parse_range(data, schema, starts, ends, lines[c : c + _CHUNK_LINES], tables, good_idx, bad)
-    table = pa.concat_tables(tables) if tables else schema.empty_table()
-    row_line = np.concatenate(good_idx) if good_idx else np.zeros(0, np.int64)
+    bad = [(int(i), "empty_line", "blank or whitespace-only line") for i in blank]
+    keep = np.ones(n_lines, bool)
+    keep[blank] = False
+    # Most damage is structural (a truncated line, an array): such lines do not start
+    # with '{' and end with '}'. Set them aside cheaply, then parse the rest in one go.
+    arr = np.frombuffer(data, np.uint8)
+    nonempty = ends > starts
+    first = np.zeros(n_lines, np.uint8)
+    last = np.zeros(n_lines, np.uint8)
+    first[nonempty] = arr[starts[nonempty]]
+    last[nonempty] = arr[ends[nonempty] - 1]
+    suspect = np.flatnonzero(keep & ((first != ord("{")) | (last != ord("}"))))
+    for i in suspect:
+        verdict = classify_line(data[starts[i] : ends[i]], schema)
+        if verdict is not None:
+            bad.append((int(i), *verdict))
+            keep[i] = False
+    lines = np.flatnonzero(keep)
+    pieces: list[tuple[np.ndarray, pa.Table]] = []
+    table = _try_read(_join_lines(data, starts, ends, lines), schema, len(lines), threads=True)
+    if table is not None:
+        pieces.append((lines, table))
+    else:
+        chunks = [lines[c : c + _CHUNK_LINES] for c in range(0, len(lines), _CHUNK_LINES)]
+        with ThreadPoolExecutor(max_workers=2) as pool:  # pyarrow releases the GIL
+            for got, rejected in pool.map(
+                lambda part: _parse_part(data, schema, starts, ends, part), chunks
+            ):
+                pieces.extend(got)
+                bad.extend(rejected)
+    if pieces:
+        table = pa.concat_tables([t for _, t in pieces])
+        row_line = np.concatenate([ix for ix, _ in pieces])
+    else:
+        table, row_line = schema.empty_table(), np.zeros(0, np.int64)
     bad.sort()
     return ParsedLines(table, row_line, starts, ends, bad)
 
 
-def _parse_range(data, schema, starts, ends, lines, tables, good_idx, bad) -> None:
-    """Parse consecutive non-blank ``lines``; bisect on failure down to single lines."""
+def _join_lines(data: bytes, starts: np.ndarray, ends: np.ndarray, lines: np.ndarray) -> bytes:
+    """The given lines as one buffer, copying whole runs of consecutive lines at once."""
+    if len(lines) == 0:
+        return b""
+    breaks = np.flatnonzero(np.diff(lines) != 1)
+    run_first = np.concatenate(([lines[0]], lines[breaks + 1]))
+    run_last = np.concatenate((lines[breaks], [lines[-1]]))
+    return b"\n".join(data[starts[a] : ends[b]] for a, b in zip(run_first, run_last, strict=True))
+
+
+def _parse_part(data, schema, starts, ends, lines):
+    """Parse ``lines`` (sorted, non-blank); bisect failures down to a few lines, which
+    are then judged one by one. Returns ([(line indices, table)], [(line, reason, detail)])."""
+    got: list[tuple[np.ndarray, pa.Table]] = []
+    bad: list[tuple[int, str, str]] = []
     stack = [lines]
     while stack:
         part = stack.pop()
-        # The slice may span blank lines; pyarrow skips them, so rows still match `part`.
-        chunk = data[starts[part[0]] : ends[part[-1]]]
-        table = _try_read(chunk, schema, len(part), threads=False)
+        table = _try_read(_join_lines(data, starts, ends, part), schema, len(part), threads=False)
         if table is not None:
-            good_idx.append(part)
-            tables.append(table)
-        elif len(part) == 1:
-            i = int(part[0])
-            bad.append((i, *classify_line(data[starts[i] : ends[i]], schema)))
+            got.append((part, table))
+        elif len(part) <= _LEAF_LINES:
+            ok = []
+            for i in part:
+                verdict = classify_line(data[starts[i] : ends[i]], schema)
+                if verdict is None:  # Python accepts it: let pyarrow have the last word
+                    one = _try_read(data[starts[i] : ends[i]], schema, 1, threads=False)
+                    if one is not None:
+                        ok.append((np.array([i], np.int64), one))
+                        continue
+                    verdict = ("malformed_json", "rejected by the JSON reader (invalid text)")
+                bad.append((int(i), *verdict))
+            got.extend(ok)
         else:
             mid = len(part) // 2
             stack.append(part[mid:])
             stack.append(part[:mid])  # popped first: depth-first in line order
+    return got, bad
 
 
 def _try_read(buf: bytes, schema: pa.Schema, expected_rows: int, threads: bool) -> pa.Table | None:
@@ -135,8 +182,9 @@ def _try_read(buf: bytes, schema: pa.Schema, expected_rows: int, threads: bool) 
     return table.select(schema.names)
 
 
-def classify_line(line: bytes, schema: pa.Schema) -> tuple[str, str]:
-    """Why pyarrow rejected a single line: ``malformed_json`` or ``wrong_type``."""
+def classify_line(line: bytes, schema: pa.Schema) -> tuple[str, str] | None:
+    """(reason, detail) if a single line is not a JSON object of the schema's types
+    (``malformed_json`` or ``wrong_type``), else None."""
     try:
         obj = json.loads(line)
     except (ValueError, UnicodeDecodeError) as e:
@@ -160,4 +208,4 @@ def classify_line(line: bytes, schema: pa.Schema) -> tuple[str, str]:
                 "wrong_type",
                 f"{f.name}: expected {f.type}, got {type(v).__name__} {str(v)[:40]!r}",
             )
-    return "malformed_json", "rejected by the JSON reader (more than one value, or invalid text)"
+    return None

@@ -206,7 +206,9 @@ def test_unreachable_storage_is_one_clear_error(monkeypatch):
 
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "x")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "y")
-    storage = LakeStorage(root="s3://lc-gone/home", s3_endpoint_url=f"http://127.0.0.1:{free_port()}")
+    storage = LakeStorage(
+        root="s3://lc-gone/home", s3_endpoint_url=f"http://127.0.0.1:{free_port()}"
+    )
     with pytest.raises(Exception, match=r"data root 's3://lc-gone/home' is unreachable"):
         dg.materialize(
             ASSETS,

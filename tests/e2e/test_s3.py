@@ -16,7 +16,18 @@ from tests.conftest import ROOT
 
 pytestmark = pytest.mark.e2e
 KEYS = ["2026-01-01-00:00", "2026-01-01-01:00"]
-SIM = ["--start", "2026-01-01-00:00", "--hours", "2", "--users", "400", "--seed", "5", "--bad-rate", "0.002"]
+SIM = [
+    "--start",
+    "2026-01-01-00:00",
+    "--hours",
+    "2",
+    "--users",
+    "400",
+    "--seed",
+    "5",
+    "--bad-rate",
+    "0.002",
+]
 
 
 def simulate(root: str) -> None:

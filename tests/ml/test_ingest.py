@@ -196,7 +196,9 @@ def test_small_pieces_give_the_same_result_with_file_line_numbers(store):
     write_landing(store, "live", H0, lines, name="part-00000.jsonl.gz")
     write_landing(store, "live", H0, lines[:500], name="part-00001.jsonl.gz")
     big = ingest_hour(store, "live", H0, known_items=KNOWN_ROOMS)
-    small = ingest_hour(store, "live", H0, known_items=KNOWN_ROOMS, config=IngestConfig(piece_bytes=4096))
+    small = ingest_hour(
+        store, "live", H0, known_items=KNOWN_ROOMS, config=IngestConfig(piece_bytes=4096)
+    )
     assert big.conserved() and small.conserved()
     assert small.clean.equals(big.clean)
     assert small.quarantine.equals(big.quarantine)

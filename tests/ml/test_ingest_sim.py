@@ -23,13 +23,16 @@ def sim(tmp_path_factory):
     return Store(str(root))
 
 
-def ingest_all(store: Store, domain: str, config=IngestConfig()):
+def ingest_all(store: Store, domain: str, config: IngestConfig | None = None):
+    config = config or IngestConfig()
     known_table = "rooms" if domain == S.LIVE else "short_videos"
     known = store.read_parquet(f"landing/catalog/{known_table}.parquet", ["item_id"]).column(0)
     prior, results = None, []
     for i in range(HOURS):
         hour = parse_hour(START) + i * HOUR_MS
-        res = ingest_hour(store, domain, hour, known_items=known, prior_event_ids=prior, config=config)
+        res = ingest_hour(
+            store, domain, hour, known_items=known, prior_event_ids=prior, config=config
+        )
         assert res.conserved()
         prior = res.clean.column("event_id").combine_chunks()
         results.append(res)
