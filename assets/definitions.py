@@ -6,6 +6,7 @@ import dagster as dg
 
 from assets.checks import all_checks
 from assets.ingestion import content_catalog, raw_live_events, raw_short_video_events
+from assets.labels import live_outcomes, live_segments, moment_streams
 from assets.partitions import hourly_partitions
 from resources.storage import landing_from_env, storage_from_env
 
@@ -39,7 +40,14 @@ executor = dg.multiprocess_executor.configured(
 _storage = storage_from_env()
 
 defs = dg.Definitions(
-    assets=[content_catalog, raw_live_events, raw_short_video_events],
+    assets=[
+        content_catalog,
+        raw_live_events,
+        raw_short_video_events,
+        moment_streams,
+        live_outcomes,
+        live_segments,
+    ],
     asset_checks=all_checks,
     jobs=[hourly_ingestion_job, catalog_job],
     schedules=[hourly_ingestion_schedule],
