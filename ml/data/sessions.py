@@ -120,7 +120,9 @@ def build_timeline(events: pa.Table) -> pa.Table:
     late_enough = entered & (t_ev[att] >= enter_ms[exp_of] + LONG_VIEW_MS)
     long_exit = exit_sel & (w_col[att] >= LONG_VIEW_MS)
     lv = (late_enough & (att_type != "enter")) | long_exit
-    np.minimum.at(first_rep["long_view"], exp_of[lv], t_rep[att[lv]])
+    # An in-room event proves a long view only together with the enter: known when both are.
+    lv_rep = np.where(long_exit, t_rep[att], np.maximum(t_rep[att], first_rep["click"][exp_of]))
+    np.minimum.at(first_rep["long_view"], exp_of[lv], lv_rep[lv])
     np.minimum.at(first_ev["long_view"], exp_of[lv], t_ev[att[lv]])
 
     cols = {
