@@ -5,6 +5,7 @@ from __future__ import annotations
 import dagster as dg
 
 from assets.checks import all_checks
+from assets.checks_labels import label_checks
 from assets.ingestion import content_catalog, raw_live_events, raw_short_video_events
 from assets.labels import live_outcomes, live_segments, moment_streams
 from assets.partitions import hourly_partitions
@@ -48,7 +49,7 @@ defs = dg.Definitions(
         live_outcomes,
         live_segments,
     ],
-    asset_checks=all_checks,
+    asset_checks=[*all_checks, *label_checks],
     jobs=[hourly_ingestion_job, catalog_job],
     schedules=[hourly_ingestion_schedule],
     executor=executor,

@@ -11,7 +11,14 @@ from hypothesis import strategies as st
 
 from ml.data.features import ROOM_FEATURES, USER_FEATURES, exposure_features
 from ml.data.ingest import ingest_hour
-from ml.data.labels import FAST_WINDOW_MS, SLOW_WINDOW_MS, fast_samples, moment_samples, outcomes, slow_samples
+from ml.data.labels import (
+    FAST_WINDOW_MS,
+    SLOW_WINDOW_MS,
+    fast_samples,
+    moment_samples,
+    outcomes,
+    slow_samples,
+)
 from ml.data.live_hour import label_hour
 from ml.data.sessions import NEVER, TASKS, build_timeline, dedup_events
 from ml.hours import HOUR_MS, parse_hour
@@ -32,14 +39,29 @@ def world(tmp_path_factory):
     vids = store.read_parquet("landing/catalog/short_videos.parquet", ["item_id"]).column(0)
     live, sv, prior_l, prior_s = [], [], None, None
     for i in range(HOURS):
-        rl = ingest_hour(store, "live", H0 + i * HOUR_MS, known_items=rooms, prior_event_ids=prior_l)
-        rs = ingest_hour(store, "short_video", H0 + i * HOUR_MS, known_items=vids, prior_event_ids=prior_s)
+        rl = ingest_hour(
+            store, "live", H0 + i * HOUR_MS, known_items=rooms, prior_event_ids=prior_l
+        )
+        rs = ingest_hour(
+            store, "short_video", H0 + i * HOUR_MS, known_items=vids, prior_event_ids=prior_s
+        )
         prior_l, prior_s = rl.clean.column("event_id"), rs.clean.column("event_id")
         live.append(rl.clean)
         sv.append(rs.clean)
-    hours = {i: label_hour(pa.concat_tables(live[: i + 1]), pa.concat_tables(sv[: i + 1]), H0 + i * HOUR_MS) for i in range(HOURS)}
+    hours = {
+        i: label_hour(
+            pa.concat_tables(live[: i + 1]), pa.concat_tables(sv[: i + 1]), H0 + i * HOUR_MS
+        )
+        for i in range(HOURS)
+    }
     all_live = dedup_events(pa.concat_tables(live))
-    return {"store": store, "hours": hours, "live": all_live, "sv": pa.concat_tables(sv), "timeline": build_timeline(all_live)}
+    return {
+        "store": store,
+        "hours": hours,
+        "live": all_live,
+        "sv": pa.concat_tables(sv),
+        "timeline": build_timeline(all_live),
+    }
 
 
 def concat(world, stream):
@@ -50,7 +72,9 @@ def test_every_impression_is_an_exposure_or_counted(world):
     for res in world["hours"].values():
         assert res.conserved()
         assert res.exposures.num_rows > 1000
-        assert pc.count_distinct(res.exposures.column("exposure_id")).as_py() == res.exposures.num_rows
+        assert (
+            pc.count_distinct(res.exposures.column("exposure_id")).as_py() == res.exposures.num_rows
+        )
 
 
 def test_fast_gift_false_negatives_are_exactly_what_slow_corrects(world):
@@ -61,12 +85,16 @@ def test_fast_gift_false_negatives_are_exactly_what_slow_corrects(world):
     out = out[once].set_index("exposure_id")
     fast, slow = concat(world, "fast"), concat(world, "slow")
     # exposures whose fast and slow samples were both emitted inside the simulated window
-    both = fast[(fast.t0_ms + SLOW_WINDOW_MS < H0 + HOURS * HOUR_MS) & fast.exposure_id.isin(out.index)].exposure_id
+    both = fast[
+        (fast.t0_ms + SLOW_WINDOW_MS < H0 + HOURS * HOUR_MS) & fast.exposure_id.isin(out.index)
+    ].exposure_id
     fast = fast[fast.exposure_id.isin(both)].set_index("exposure_id")
     slow = slow[slow.exposure_id.isin(both)].set_index("exposure_id")
     for task in ("gift", "like", "long_view"):
         delay = out.loc[fast.index, f"delay_{task}_ms"]
-        fn = fast.index[(fast[f"y_{task}"] == 0) & (delay > FAST_WINDOW_MS) & (delay <= SLOW_WINDOW_MS)]
+        fn = fast.index[
+            (fast[f"y_{task}"] == 0) & (delay > FAST_WINDOW_MS) & (delay <= SLOW_WINDOW_MS)
+        ]
         corrected = slow.index[slow[f"y_{task}"] == 1]
         assert set(fn) == set(corrected), task
     fast_gift_pos = (fast.y_gift == 1).sum()
@@ -78,7 +106,11 @@ def test_moment_gives_exactly_one_label_per_task_and_volume_identity(world):
     mom = concat(world, "moment")
     tl = world["timeline"].to_pandas()
     # exposures whose whole moment life (<= t0 + 1 h cap) lies in the window, reported on time
-    done = tl[(tl.t0_ms >= H0) & (tl.t0_ms + HOUR_MS < H0 + (HOURS - 1) * HOUR_MS) & (tl.impression_report_ms < tl.t0_ms + 30_000)]
+    done = tl[
+        (tl.t0_ms >= H0)
+        & (tl.t0_ms + HOUR_MS < H0 + (HOURS - 1) * HOUR_MS)
+        & (tl.impression_report_ms < tl.t0_ms + 30_000)
+    ]
     m = mom[mom.exposure_id.isin(done.exposure_id)]
     for task in TASKS:
         per = m.groupby("exposure_id")[f"m_{task}"].sum()
@@ -94,8 +126,14 @@ def test_moment_gives_exactly_one_label_per_task_and_volume_identity(world):
 
 def test_30s_fresh_room_ctr_tracks_highlights_better_than_5min(world):
     ex = world["hours"][3].exposures.to_pandas()
-    orc = world["store"].read_parquet("oracle/live_exposures/2026-01-01-03/part-00000.parquet").to_pandas()
-    d = ex.merge(orc[["event_id", "highlight", "p_enter"]], left_on="exposure_id", right_on="event_id")
+    orc = (
+        world["store"]
+        .read_parquet("oracle/live_exposures/2026-01-01-03/part-00000.parquet")
+        .to_pandas()
+    )
+    d = ex.merge(
+        orc[["event_id", "highlight", "p_enter"]], left_on="exposure_id", right_on="event_id"
+    )
     assert len(d) > 0.9 * len(ex)
 
     def within_room_corr(col, target):
@@ -105,10 +143,14 @@ def test_30s_fresh_room_ctr_tracks_highlights_better_than_5min(world):
     moment = within_room_corr("room_ctr_30s_f30s", "highlight")
     classic = within_room_corr("room_ctr_5m_f5m", "highlight")
     assert moment > 0.05 and moment > 1.5 * classic, (moment, classic)
-    assert within_room_corr("room_ctr_30s_f30s", "p_enter") > within_room_corr("room_ctr_5m_f5m", "p_enter")
+    assert within_room_corr("room_ctr_30s_f30s", "p_enter") > within_room_corr(
+        "room_ctr_5m_f5m", "p_enter"
+    )
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(pick=st.integers(min_value=0, max_value=10**9))
 def test_features_use_nothing_reported_at_or_after_t0(world, pick):
     ex = world["hours"][3].exposures
@@ -125,7 +167,9 @@ def test_features_use_nothing_reported_at_or_after_t0(world, pick):
 STREAMS = {"fast": fast_samples, "slow": slow_samples, "moment": moment_samples}
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(stream=st.sampled_from(sorted(STREAMS)), pick=st.integers(min_value=0, max_value=10**9))
 def test_labels_use_nothing_reported_after_their_cutoff(world, stream, pick):
     samples = pa.concat_tables([getattr(world["hours"][i], stream) for i in range(1, HOURS)])
@@ -146,5 +190,7 @@ def test_same_input_same_tables(world):
     res = world["hours"][2]
     assert res.moment.num_rows and res.slow.num_rows
     tl = world["timeline"]
-    assert moment_samples(tl, H0 + 2 * HOUR_MS, H0 + 3 * HOUR_MS).equals(moment_samples(tl, H0 + 2 * HOUR_MS, H0 + 3 * HOUR_MS))
+    assert moment_samples(tl, H0 + 2 * HOUR_MS, H0 + 3 * HOUR_MS).equals(
+        moment_samples(tl, H0 + 2 * HOUR_MS, H0 + 3 * HOUR_MS)
+    )
     assert (tl.column("first_click_report_ms").to_numpy() != NEVER).mean() > 0.03
