@@ -25,7 +25,7 @@ def _published(lake: Store, rel: str, what: str) -> dict:
     return man
 
 
-def _result(outcome: quality.SuiteOutcome, **extra) -> dg.AssetCheckResult:
+def check_result(outcome: quality.SuiteOutcome, **extra) -> dg.AssetCheckResult:
     meta = {"expectations": dg.MetadataValue.md(outcome.markdown()), **extra}
     failed = outcome.failures()
     if failed:
@@ -50,7 +50,7 @@ def build_raw_event_checks(domain: str) -> list[dg.AssetChecksDefinition]:
         outcome = quality.validate(
             table.to_pandas(), quality.raw_events_suite(domain, hour_ms), f"{name}_schema"
         )
-        return _result(outcome, rows=table.num_rows)
+        return check_result(outcome, rows=table.num_rows)
 
     @dg.asset_check(
         asset=name,
@@ -68,7 +68,7 @@ def build_raw_event_checks(domain: str) -> list[dg.AssetChecksDefinition]:
             [quality.rate_expectation("quarantine_rate", quality.MAX_QUARANTINE_RATE)],
             f"{name}_quarantine_rate",
         )
-        return _result(
+        return check_result(
             outcome, quarantine_rate=rate, quarantined=man["quarantined"], lines_in=man["lines_in"]
         )
 
@@ -89,7 +89,7 @@ def build_raw_event_checks(domain: str) -> list[dg.AssetChecksDefinition]:
             [quality.rate_expectation("duplicate_rate", hi, lo)],
             f"{name}_duplicate_rate",
         )
-        res = _result(outcome, duplicate_rate=rate, duplicates=man["duplicates"])
+        res = check_result(outcome, duplicate_rate=rate, duplicates=man["duplicates"])
         return dg.AssetCheckResult(
             passed=res.passed, metadata=res.metadata, severity=dg.AssetCheckSeverity.WARN
         )
@@ -117,7 +117,7 @@ def build_raw_event_checks(domain: str) -> list[dg.AssetChecksDefinition]:
             [quality.rate_expectation("unbalanced_lines", 0, 0)],
             f"{name}_conservation",
         )
-        return _result(
+        return check_result(
             outcome, landing_lines=lines_in, clean=clean, duplicates_and_quarantined=quarantined
         )
 
@@ -159,7 +159,7 @@ def catalog_keys_and_conservation(storage: LakeStorage):
     merged = quality.SuiteOutcome(
         all(o.success for o in outcomes), [r for o in outcomes for r in o.results]
     )
-    return _result(merged, rows=dg.MetadataValue.json(man["rows"]), quarantined=quarantined)
+    return check_result(merged, rows=dg.MetadataValue.json(man["rows"]), quarantined=quarantined)
 
 
 raw_event_checks = [c for d in RAW_ASSETS for c in build_raw_event_checks(d)]

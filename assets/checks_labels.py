@@ -8,7 +8,7 @@ completeness, label-rate bands and hour-over-hour drift of the fast stream, segm
 import dagster as dg
 import pandas as pd
 
-from assets.checks import _result
+from assets.checks import check_result
 from assets.labels import LOOKBACK_HOURS, RAW_LIVE, RAW_SV, STREAMS, read_window, window_keys
 from assets.metadata import md_table
 from assets.partitions import hourly_partitions, partition_hour
@@ -58,7 +58,7 @@ def build_stream_checks(asset: str, stream: str) -> list[dg.AssetChecksDefinitio
                     f"{asset}_kinds",
                 ),
             )
-        return _result(outcome, samples=samples.num_rows)
+        return check_result(outcome, samples=samples.num_rows)
 
     @dg.asset_check(
         asset=asset,
@@ -88,7 +88,7 @@ def build_stream_checks(asset: str, stream: str) -> list[dg.AssetChecksDefinitio
             ],
             f"{asset}_leakage",
         )
-        return _result(outcome, positives_checked=int(frame.proven.size))
+        return check_result(outcome, positives_checked=int(frame.proven.size))
 
     @dg.asset_check(
         asset=asset,
@@ -123,7 +123,7 @@ def build_stream_checks(asset: str, stream: str) -> list[dg.AssetChecksDefinitio
             ],
             f"{asset}_join",
         )
-        return _result(outcome, samples=len(ids), unjoined=int((~frame.joined).sum()))
+        return check_result(outcome, samples=len(ids), unjoined=int((~frame.joined).sum()))
 
     return [mask_invariants, label_leakage, join_completeness]
 
@@ -154,7 +154,7 @@ def fast_label_rates(context: dg.AssetCheckExecutionContext, storage: LakeStorag
     outcomes = [band]
     if expectations:
         outcomes.append(quality.validate(drift, expectations, "fast_drift"))
-    return _result(
+    return check_result(
         _merge(*outcomes),
         rates=md_table(rates.to_dict("records")),
         previous_hours=[partition_key(hour_ms - (i + 1) * HOUR_MS) for i in range(len(previous))],
@@ -183,7 +183,7 @@ def feature_leakage(context: dg.AssetCheckExecutionContext, storage: LakeStorage
     outcome = quality.validate(
         frame, [quality.rate_expectation("features_differing", 0, 0)], "feature_leakage"
     )
-    return _result(outcome, exposures_recomputed=len(frame))
+    return check_result(outcome, exposures_recomputed=len(frame))
 
 
 @dg.asset_check(
@@ -202,7 +202,7 @@ def segment_ctr(context: dg.AssetCheckExecutionContext, storage: LakeStorage):
     )
     seg["shown_share"] = float((seg.shows > 0).mean()) if len(seg) else 0.0
     outcome = quality.validate(seg, QL.segment_expectations(), "segment_ctr")
-    return _result(
+    return check_result(
         outcome, segments=len(seg), shown_share=float(seg.shown_share.iloc[0]) if len(seg) else 0.0
     )
 

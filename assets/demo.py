@@ -2,7 +2,7 @@
 for those hours through the real Dagster instance under ``$LIVECROSS_HOME/dagster_home``
 with the ``dagster`` CLI (the runs show up in ``make dev``), then print a summary.
 
-Environment: LIVECROSS_HOME, LIVECROSS_START, DEMO_HOURS (4), DEMO_USERS (3000),
+Environment: LIVECROSS_HOME, LIVECROSS_START, DEMO_HOURS (5), DEMO_USERS (3000),
 DEMO_SEED (7), DEMO_BAD_RATE (0.001).
 """
 
@@ -19,7 +19,17 @@ from ml.io.store import DEFAULT_HOME, Store
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-HOURLY_ASSETS = ["raw_live_events", "raw_short_video_events"]
+HOURLY_ASSETS = [
+    "raw_live_events",
+    "raw_short_video_events",
+    "live_exposures",
+    "moment_samples",
+    "fast_samples",
+    "slow_samples",
+    "live_segments",
+]
+RAW_ASSETS = HOURLY_ASSETS[:2]
+OUTCOME_LOOKAHEAD = 3  # live_outcomes[H] needs raw H .. H+3
 
 
 def sh(args: list[str], env: dict[str, str]) -> None:
@@ -33,7 +43,7 @@ def sh(args: list[str], env: dict[str, str]) -> None:
 def main() -> None:
     home = os.environ.get("LIVECROSS_HOME", DEFAULT_HOME)
     start = os.environ.get("LIVECROSS_START", "2026-01-01-00:00")
-    hours = int(os.environ.get("DEMO_HOURS", "4"))
+    hours = int(os.environ.get("DEMO_HOURS", "5"))
     users = int(os.environ.get("DEMO_USERS", "3000"))
     seed = os.environ.get("DEMO_SEED", "7")
     bad_rate = os.environ.get("DEMO_BAD_RATE", "0.001")
@@ -63,9 +73,13 @@ def main() -> None:
 
     dagster = [str(BIN / "dagster"), "asset", "materialize", "-m", "assets.definitions"]
     sh([*dagster, "--select", "content_catalog"], env)
-    # Hours in order: each raw hour drops re-deliveries of the previous one.
+    # Hours in order: each raw hour drops re-deliveries of the previous one, and the
+    # label streams look back over the hours before.
     for key in keys:
         sh([*dagster, "--select", ",".join(HOURLY_ASSETS), "--partition", key], env)
+    # Final outcomes only where the raw hours they look ahead to exist.
+    for key in keys[: max(0, hours - OUTCOME_LOOKAHEAD)]:
+        sh([*dagster, "--select", "live_outcomes", "--partition", key], env)
     summarize(store, keys, dagster_home, t_sim, time.perf_counter() - t0)
 
 
@@ -75,15 +89,42 @@ def summarize(
     print(f"\nlivecross demo — data root {store.root}, instance {dagster_home}")
     print(f"{'partition':<18}{'asset':<24}{'lines in':>10}{'clean':>10}{'dups':>7}{'quar.':>7}")
     for key in keys:
-        for asset in HOURLY_ASSETS:
+        for asset in RAW_ASSETS:
             m = store.manifest(partition_dir(asset, key)) or {}
             print(
                 f"{key:<18}{asset:<24}{m.get('lines_in', 0):>10}{m.get('clean', 0):>10}"
                 f"{m.get('duplicates', 0):>7}{m.get('quarantined', 0):>7}"
             )
+    print(f"\n{'partition':<18}{'exposures':>10}{'moment':>8}{'fast':>7}{'slow':>6}{'segments':>9}"
+          f"{'fast CTR':>9}{'outcomes':>9}")  # fmt: skip
+    for key in keys:
+        m = store.manifest(partition_dir("live_exposures", key)) or {}
+        seg = store.manifest(partition_dir("live_segments", key)) or {}
+        out = store.manifest(partition_dir("live_outcomes", key))
+        print(
+            f"{key:<18}{m.get('exposures', 0):>10}{m.get('moment_samples', 0):>8}"
+            f"{m.get('fast_samples', 0):>7}{m.get('slow_samples', 0):>6}{seg.get('segments', 0):>9}"
+            f"{m.get('fast_click_rate', 0):>9.3f}{'yes' if out else '-':>9}"
+        )
     cat = store.manifest(partition_dir("content_catalog")) or {}
     print(f"catalog rows: {cat.get('rows')}")
+    print(check_summary(dagster_home))
     print(f"simulated in {t_sim:.1f}s; whole demo {t_all:.1f}s. See it in the UI: make dev")
+
+
+def check_summary(dagster_home: Path) -> str:
+    import dagster as dg
+
+    passed = failed = runs = 0
+    with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
+        for run in instance.get_runs():
+            runs += 1
+            for e in instance.all_logs(
+                run.run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION
+            ):
+                ok = e.dagster_event.event_specific_data.passed
+                passed, failed = passed + ok, failed + (not ok)
+    return f"instance: {runs} runs; asset checks: {passed} passed, {failed} failed"
 
 
 if __name__ == "__main__":

@@ -58,6 +58,26 @@ EXPOSURE_SCHEMA = pa.schema(
 )
 
 
+def margin_ms() -> int:
+    """How far before t0 any feature window reaches."""
+    return max(USER_WINDOW_MS, max(WINDOWS.values()) + max(FRESHNESS.values())) + 1
+
+
+def _columns(events: pa.Table, names: list[str]) -> dict[str, np.ndarray]:
+    """numpy columns (nulls as 0): masks on numpy are far cheaper than filtering tables."""
+    out = {}
+    for n in names:
+        c = events.column(n)
+        if c.null_count:
+            c = pc.fill_null(c, 0)
+        out[n] = c.to_numpy(zero_copy_only=False)
+    return out
+
+
+def _select(cols: dict[str, np.ndarray], mask: np.ndarray) -> dict[str, np.ndarray]:
+    return {k: v[mask] for k, v in cols.items()}
+
+
 def tick(t0: np.ndarray, freshness_ms: int) -> np.ndarray:
     """The last refresh of a feature service refreshing every ``freshness_ms``, at or before t0."""
     return t0 - t0 % freshness_ms
@@ -88,12 +108,22 @@ def exposure_features(exposures: pa.Table, live_events: pa.Table, sv_events: pa.
     cols["hour_of_day"] = ((secs // 3600) % 24).astype(np.int8)
     cols["day_of_week"] = (((secs // 86400) + 3) % 7).astype(np.int8)  # 1970-01-01 was a Thursday
 
-    l_type = live_events.column("event_type").to_numpy(zero_copy_only=False)
-    l_room = live_events.column("item_id").to_numpy()
-    l_user = live_events.column("user_id").to_numpy()
-    l_rep = live_events.column("report_time_ms").to_numpy()
-    margin = max(USER_WINDOW_MS, max(WINDOWS.values()) + max(FRESHNESS.values()))
-    base, span = time_span(t0, l_rep, sv_events.column("report_time_ms").to_numpy(), margin=margin)
+    live = _columns(live_events, ["event_type", "item_id", "user_id", "report_time_ms"])
+    sv = _columns(sv_events, ["event_type", "user_id", "report_time_ms", "watch_ms", "duration_ms"])
+    if len(t0):
+        # Only events that can fall in some exposure's windows (reported from the earliest
+        # window start to the latest t0) and, for user aggregates, of exposed users.
+        lo, hi = int(t0.min()) - margin_ms(), int(t0.max())
+        live = _select(live, (live["report_time_ms"] >= lo) & (live["report_time_ms"] <= hi))
+        keep = (sv["report_time_ms"] >= lo) & (sv["report_time_ms"] <= hi)
+        keep[keep] = pc.is_in(
+            pa.array(sv["user_id"][keep]), value_set=pa.array(np.unique(users))
+        ).to_numpy(zero_copy_only=False)
+        sv = _select(sv, keep)
+    l_type, l_room, l_user, l_rep = (
+        live[c] for c in ("event_type", "item_id", "user_id", "report_time_ms")
+    )
+    base, span = time_span(t0, l_rep, sv["report_time_ms"], margin=margin_ms())
 
     for short, etype in ROOM_COUNTERS.items():
         sel = l_type == etype
@@ -101,9 +131,7 @@ def exposure_features(exposures: pa.Table, live_events: pa.Table, sv_events: pa.
         for f, f_ms in FRESHNESS.items():
             at = np.minimum(tick(t0, f_ms), t0 - 1)  # strictly before t0
             for w, w_ms in WINDOWS.items():
-                cols[f"room_{short}_{w}_{f}"] = index.count_in(rooms, at - w_ms, at).astype(
-                    np.int32
-                )
+                cols[f"room_{short}_{w}_{f}"] = index.count_in(at - w_ms, at).astype(np.int32)
     for f in FRESHNESS:
         for w in WINDOWS:
             imp, ent = cols[f"room_imp_{w}_{f}"], cols[f"room_enter_{w}_{f}"]
@@ -112,19 +140,16 @@ def exposure_features(exposures: pa.Table, live_events: pa.Table, sv_events: pa.
             )
 
     # [t0 - 1 h, t0): the count of (t0 - 1h - 1, t0 - 1] in integer milliseconds.
-    lo, hi = t0 - USER_WINDOW_MS - 1, t0 - 1
+    lo_u, hi_u = t0 - USER_WINDOW_MS - 1, t0 - 1
     for name, etype in (("user_live_imp_1h", "impression"), ("user_live_enter_1h", "enter")):
         sel = l_type == etype
         index = KeyTimeIndex(l_user[sel], l_rep[sel], query_keys=users, base=base, span=span)
-        cols[name] = index.count_in(users, lo, hi).astype(np.int32)
-    s_type = sv_events.column("event_type").to_numpy(zero_copy_only=False)
-    s_user = sv_events.column("user_id").to_numpy()
-    s_rep = sv_events.column("report_time_ms").to_numpy()
-    play = s_type == "play"
-    watch = pc.fill_null(sv_events.column("watch_ms"), 0).to_numpy()
-    dur = pc.fill_null(sv_events.column("duration_ms"), 0).to_numpy()
-    long_view = play & (watch >= SV_LONG_VIEW_RATIO * np.maximum(dur, 1))
+        cols[name] = index.count_in(lo_u, hi_u).astype(np.int32)
+    play = sv["event_type"] == "play"
+    long_view = play & (sv["watch_ms"] >= SV_LONG_VIEW_RATIO * np.maximum(sv["duration_ms"], 1))
     for name, sel in (("user_sv_play_1h", play), ("user_sv_long_view_1h", long_view)):
-        index = KeyTimeIndex(s_user[sel], s_rep[sel], query_keys=users, base=base, span=span)
-        cols[name] = index.count_in(users, lo, hi).astype(np.int32)
+        index = KeyTimeIndex(
+            sv["user_id"][sel], sv["report_time_ms"][sel], query_keys=users, base=base, span=span
+        )
+        cols[name] = index.count_in(lo_u, hi_u).astype(np.int32)
     return pa.table(cols, schema=EXPOSURE_SCHEMA)

@@ -50,6 +50,13 @@ def dedup_events(events: pa.Table) -> pa.Table:
     re-delivery that slipped past raw ingestion never counts twice."""
     if events.num_rows == 0:
         return events
+    from ml.data.ingest import repeated  # hash-based: sorting every id is the slow part
+
+    rep = repeated(events.column("event_id"))
+    if not rep.any():
+        return events
+    clean = events.filter(pa.array(~rep))
+    events = events.filter(pa.array(rep))
     order = pc.sort_indices(events, [("event_id", "ascending"), ("report_time_ms", "ascending")])
     ids = events.column("event_id").take(order)
     first = np.ones(len(ids), bool)
@@ -57,10 +64,8 @@ def dedup_events(events: pa.Table) -> pa.Table:
         first[1:] = pc.not_equal(ids.slice(1), ids.slice(0, len(ids) - 1)).to_numpy(
             zero_copy_only=False
         )
-    if first.all():
-        return events
     keep = np.sort(order.to_numpy()[first])
-    return events.take(pa.array(keep))
+    return pa.concat_tables([clean, events.take(pa.array(keep))])
 
 
 def build_timeline(events: pa.Table) -> pa.Table:

@@ -1,5 +1,5 @@
 """Vectorised "per key, by time" look-ups: (key, time) pairs packed into one sorted int64
-so numpy's binary search answers millions of as-of and window questions at once."""
+so numpy's binary search answers millions of window questions at once."""
 
 from __future__ import annotations
 
@@ -7,37 +7,30 @@ import numpy as np
 
 
 class KeyTimeIndex:
-    """Events given as (key, time); answers per-(key, time) queries with searchsorted."""
+    """Events as (key, time); counts, for a fixed set of query keys, the events with the
+    same key in a time window. Times must lie in [base, base + span)."""
 
     def __init__(
         self, keys: np.ndarray, times: np.ndarray, *, query_keys: np.ndarray, base: int, span: int
     ):
-        self.uniq = np.unique(np.concatenate([keys, query_keys]))
-        self.base, self.span = base, span
-        if len(self.uniq) * span >= 2**62:
+        uniq = np.unique(np.concatenate([keys, query_keys]))
+        if len(uniq) * span >= 2**62:
             raise OverflowError("key x time range too large to pack; split the window")
-        self.packed = np.sort(self._pack(keys, times))
-
-    def _pack(self, keys: np.ndarray, times: np.ndarray) -> np.ndarray:
-        code = np.searchsorted(self.uniq, keys).astype(np.int64)
-        t = np.clip(times.astype(np.int64) - self.base, 0, self.span - 1)
-        return code * self.span + t
-
-    def count_le(self, keys: np.ndarray, times: np.ndarray) -> np.ndarray:
-        """Number of events with the same key and time <= the query time."""
-        q = self._pack(keys, times)
-        key_start = np.searchsorted(
-            self.packed, self._pack(keys, np.full(len(keys), self.base)), side="left"
+        self.base, self.span = base, span
+        self.packed = np.sort(
+            np.searchsorted(uniq, keys).astype(np.int64) * span + self._offset(times)
         )
-        return np.searchsorted(self.packed, q, side="right") - key_start
+        # The queries' keys never change between windows: encode them once.
+        self.q_base = np.searchsorted(uniq, query_keys).astype(np.int64) * span
 
-    def count_in(self, keys: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
-        """Number of events with the same key and lo < time <= hi."""
-        q_hi = self._pack(keys, hi)
-        q_lo = self._pack(keys, lo)
-        return np.searchsorted(self.packed, q_hi, side="right") - np.searchsorted(
-            self.packed, q_lo, side="right"
-        )
+    def _offset(self, times: np.ndarray) -> np.ndarray:
+        return np.clip(times.astype(np.int64) - self.base, 0, self.span - 1)
+
+    def count_in(self, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+        """Per query: events with the query's key and lo < time <= hi."""
+        right = np.searchsorted(self.packed, self.q_base + self._offset(hi), side="right")
+        left = np.searchsorted(self.packed, self.q_base + self._offset(lo), side="right")
+        return right - left
 
 
 def time_span(*arrays: np.ndarray, margin: int = 0) -> tuple[int, int]:
