@@ -14,6 +14,7 @@ from assets.metadata import md_table
 from assets.partitions import hourly_partitions, partition_hour
 from ml import quality
 from ml import quality_labels as QL
+from ml.data.features import SV_COLUMNS
 from ml.hours import HOUR_MS, partition_key
 from ml.io.lake import partition_dir
 from resources.storage import LakeStorage
@@ -176,7 +177,7 @@ def feature_leakage(context: dg.AssetCheckExecutionContext, storage: LakeStorage
     frame = QL.feature_recompute_frame(
         exposures,
         read_window(lake, RAW_LIVE, keys),
-        read_window(lake, RAW_SV, keys),
+        read_window(lake, RAW_SV, keys, columns=SV_COLUMNS),
         FEATURE_SAMPLE,
         seed=hour_ms // HOUR_MS,
     )

@@ -8,6 +8,7 @@ from assets.ingestion import CATALOG, RAW_ASSETS
 from assets.metadata import md_table
 from assets.partitions import START_MS, hourly_partitions, partition_hour
 from ml import schema as S
+from ml.data.features import SV_COLUMNS
 from ml.data.landing import CorruptFileError, MissingLandingHourError
 from ml.data.live_hour import (
     LATE_IMPRESSION_HOURS,
@@ -38,7 +39,9 @@ def window_keys(hour_ms: int, before: int, after: int = 0) -> list[str]:
     return [partition_key(h) for h in hours if h >= START_MS]
 
 
-def read_window(lake: Store, asset: str, keys: list[str]) -> pa.Table:
+def read_window(
+    lake: Store, asset: str, keys: list[str], columns: list[str] | None = None
+) -> pa.Table:
     tables = []
     for key in keys:
         rel = partition_dir(asset, key)
@@ -47,8 +50,15 @@ def read_window(lake: Store, asset: str, keys: list[str]) -> pa.Table:
                 f"{asset} {key} is not materialized ({lake.url(rel)}); this asset reads "
                 f"{asset} {keys[0]} .. {keys[-1]}: materialize (backfill) those first"
             )
-        tables.append(lake.read_published(rel, schema=S.CLEAN_EVENT_SCHEMA))
-    return pa.concat_tables(tables) if tables else S.CLEAN_EVENT_SCHEMA.empty_table()
+        tables.append(lake.read_published(rel, columns=columns, schema=S.CLEAN_EVENT_SCHEMA))
+    if tables:
+        return pa.concat_tables(tables)
+    schema = S.CLEAN_EVENT_SCHEMA
+    return (
+        pa.schema([schema.field(c) for c in columns]).empty_table()
+        if columns
+        else schema.empty_table()
+    )
 
 
 def _rates_table(stats: dict) -> dg.MetadataValue:
@@ -96,7 +106,8 @@ def moment_streams(context: dg.AssetExecutionContext, storage: LakeStorage):
     key, hour_ms = partition_hour(context)
     lake = storage.store()
     keys = window_keys(hour_ms, LOOKBACK_HOURS)
-    res = label_hour(read_window(lake, RAW_LIVE, keys), read_window(lake, RAW_SV, keys), hour_ms)
+    sv = read_window(lake, RAW_SV, keys, columns=SV_COLUMNS)
+    res = label_hour(read_window(lake, RAW_LIVE, keys), sv, hour_ms)
     if not res.conserved():
         raise RuntimeError(f"live_exposures {key}: impressions not conserved")
     stats = res.stats

@@ -33,6 +33,7 @@ import pyarrow.parquet as pq
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from ml.data.features import SV_COLUMNS  # noqa: E402
 from ml.data.ingest import ingest_hour  # noqa: E402
 from ml.data.live_hour import LOOKBACK_HOURS, label_hour  # noqa: E402
 from ml.hours import HOUR_MS, parse_hour  # noqa: E402
@@ -71,7 +72,7 @@ def prepare(tmp: Path, users: int) -> tuple[list[Path], list[Path]]:
 def ours(live_files: list[Path], sv_files: list[Path], hour_ms: int):
     t0 = time.perf_counter()
     live = pa.concat_tables([pq.read_table(p) for p in live_files])
-    sv = pa.concat_tables([pq.read_table(p) for p in sv_files])
+    sv = pa.concat_tables([pq.read_table(p, columns=SV_COLUMNS) for p in sv_files])
     res = label_hour(live, sv, hour_ms)
     nbytes = sum(
         len(b)

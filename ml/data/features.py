@@ -29,6 +29,8 @@ ROOM_COUNTERS = {
 WINDOWS = {"30s": 30_000, "5m": 300_000}
 FRESHNESS = {"f30s": 30_000, "f5m": 300_000}
 USER_WINDOW_MS = 3_600_000
+# The short-video columns the user aggregates read (read only these from the lake).
+SV_COLUMNS = ["event_type", "user_id", "report_time_ms", "watch_ms", "duration_ms"]
 SV_LONG_VIEW_RATIO = 0.5  # a short-video play of at least half the video is a long view
 
 ROOM_FEATURES = [f"room_{c}_{w}_{f}" for f in FRESHNESS for w in WINDOWS for c in ROOM_COUNTERS] + [
@@ -109,7 +111,7 @@ def exposure_features(exposures: pa.Table, live_events: pa.Table, sv_events: pa.
     cols["day_of_week"] = (((secs // 86400) + 3) % 7).astype(np.int8)  # 1970-01-01 was a Thursday
 
     live = _columns(live_events, ["event_type", "item_id", "user_id", "report_time_ms"])
-    sv = _columns(sv_events, ["event_type", "user_id", "report_time_ms", "watch_ms", "duration_ms"])
+    sv = _columns(sv_events, SV_COLUMNS)
     if len(t0):
         # Only events that can fall in some exposure's windows (reported from the earliest
         # window start to the latest t0) and, for user aggregates, of exposed users.

@@ -205,3 +205,22 @@ def test_exactly_one_label_per_task_per_exposure(seed):
         assert (per_exposure == 1).all() and len(per_exposure) == 40
     assert (mom[[f"m_{t}" for t in TASKS]].sum(axis=1) >= 1).all()
     assert (mom.label_cutoff_ms <= mom.emit_ms).all()
+
+
+def test_quick_exit_without_any_other_positive():
+    tl = timeline(
+        [
+            ev("i1", "impression", 0),
+            ev("e1", "enter", 4_000),
+            ev("x1", "exit", 9_000, watch_ms=5_000),
+        ]
+    )
+    mom = labels(moment_samples(tl, *ALL), "i1")
+    assert [m["kind"] for m in mom] == ["first_positive", "exit"]
+    assert mom[1] == {"click": None} | {t: 0 for t in TASKS if t != "click"} | {
+        "kind": "exit",
+        "emit": 9_300,
+    }
+    fast = labels(fast_samples(tl, *ALL), "i1")[0]
+    assert fast["click"] == 1 and all(fast[t] == 0 for t in TASKS if t != "click")
+    assert outcomes(tl).to_pylist()[0]["watch_ms"] == 5_000
