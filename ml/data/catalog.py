@@ -8,6 +8,7 @@ row as JSON). Rows in = clean rows + quarantined rows, per table.
 
 from __future__ import annotations
 
+import io
 import json
 import posixpath
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from ml import schema as S
 from ml.data.landing import CorruptFileError, MissingLandingHourError
@@ -61,7 +63,13 @@ def read_catalog_file(store: Store, name: str) -> pa.Table:
     if not store.exists(rel):
         raise MissingLandingHourError(f"missing catalog table {store.url(rel)}")
     try:
-        return store.read_parquet(rel)
+        # Only the contract's columns: importers may add wide extras (full-size embeddings).
+        data = store.read_bytes(rel)
+        present = set(pq.read_schema(io.BytesIO(data)).names)
+        wanted = [n for n in S.CATALOG_TABLES[name].names if n in present]
+        return pq.read_table(io.BytesIO(data), columns=wanted)
+    except (pa.ArrowInvalid, OSError) as e:
+        raise CorruptFileError(store.url(rel), str(e)) from e
     except StorageError as e:
         if "corrupt Parquet" in str(e):
             raise CorruptFileError(store.url(rel), str(e).split(": ", 1)[-1]) from e
