@@ -6,7 +6,9 @@ against them and every later table builds on them. Change them here only.
 
 from __future__ import annotations
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 # ---- domains and event types ------------------------------------------------------------
 LIVE = "live"
@@ -16,6 +18,15 @@ DOMAINS = (LIVE, SHORT_VIDEO)
 LIVE_EVENT_TYPES = ("impression", "enter", "exit", "like", "comment", "follow", "gift", "share")
 SHORT_VIDEO_EVENT_TYPES = ("impression", "play", "like", "comment", "follow", "share")
 EVENT_TYPES = {LIVE: LIVE_EVENT_TYPES, SHORT_VIDEO: SHORT_VIDEO_EVENT_TYPES}
+# Small integer codes for event types: comparing int8 arrays is far cheaper than strings.
+ALL_EVENT_TYPES = tuple(sorted(set(LIVE_EVENT_TYPES) | set(SHORT_VIDEO_EVENT_TYPES)))
+TYPE_CODE = {t: i for i, t in enumerate(ALL_EVENT_TYPES)}
+
+
+def event_type_codes(column) -> np.ndarray:
+    """int8 code per row of an event_type column (-1 for null or unknown types)."""
+    idx = pc.index_in(column, value_set=pa.array(ALL_EVENT_TYPES))
+    return pc.fill_null(idx, -1).to_numpy(zero_copy_only=False).astype(np.int8)
 
 # Per-type fields that must be present (non-null) besides the common ones.
 REQUIRED_BY_TYPE = {

@@ -17,6 +17,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ml import schema as S
 from ml.data.timeindex import KeyTimeIndex, time_span
 
 ROOM_COUNTERS = {
@@ -70,6 +71,9 @@ def _columns(events: pa.Table, names: list[str]) -> dict[str, np.ndarray]:
     out = {}
     for n in names:
         c = events.column(n)
+        if n == "event_type":
+            out[n] = S.event_type_codes(c)
+            continue
         if c.null_count:
             c = pc.fill_null(c, 0)
         out[n] = c.to_numpy(zero_copy_only=False)
@@ -128,8 +132,10 @@ def exposure_features(exposures: pa.Table, live_events: pa.Table, sv_events: pa.
     base, span = time_span(t0, l_rep, sv["report_time_ms"], margin=margin_ms())
 
     for short, etype in ROOM_COUNTERS.items():
-        sel = l_type == etype
-        index = KeyTimeIndex(l_room[sel], l_rep[sel], query_keys=rooms, base=base, span=span)
+        sel = l_type == S.TYPE_CODE[etype]
+        index = KeyTimeIndex(
+            l_room[sel], l_rep[sel], query_keys=rooms, base=base, span=span, query_times=t0
+        )
         for f, f_ms in FRESHNESS.items():
             at = np.minimum(tick(t0, f_ms), t0 - 1)  # strictly before t0
             for w, w_ms in WINDOWS.items():
@@ -144,14 +150,21 @@ def exposure_features(exposures: pa.Table, live_events: pa.Table, sv_events: pa.
     # [t0 - 1 h, t0): the count of (t0 - 1h - 1, t0 - 1] in integer milliseconds.
     lo_u, hi_u = t0 - USER_WINDOW_MS - 1, t0 - 1
     for name, etype in (("user_live_imp_1h", "impression"), ("user_live_enter_1h", "enter")):
-        sel = l_type == etype
-        index = KeyTimeIndex(l_user[sel], l_rep[sel], query_keys=users, base=base, span=span)
+        sel = l_type == S.TYPE_CODE[etype]
+        index = KeyTimeIndex(
+            l_user[sel], l_rep[sel], query_keys=users, base=base, span=span, query_times=t0
+        )
         cols[name] = index.count_in(lo_u, hi_u).astype(np.int32)
-    play = sv["event_type"] == "play"
+    play = sv["event_type"] == S.TYPE_CODE["play"]
     long_view = play & (sv["watch_ms"] >= SV_LONG_VIEW_RATIO * np.maximum(sv["duration_ms"], 1))
     for name, sel in (("user_sv_play_1h", play), ("user_sv_long_view_1h", long_view)):
         index = KeyTimeIndex(
-            sv["user_id"][sel], sv["report_time_ms"][sel], query_keys=users, base=base, span=span
+            sv["user_id"][sel],
+            sv["report_time_ms"][sel],
+            query_keys=users,
+            base=base,
+            span=span,
+            query_times=t0,
         )
         cols[name] = index.count_in(lo_u, hi_u).astype(np.int32)
     return pa.table(cols, schema=EXPOSURE_SCHEMA)

@@ -14,6 +14,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ml import schema as S
+
 TASKS = ("click", "long_view", "like", "comment", "follow", "gift")
 # Which event type makes each task positive (long_view is derived, see below).
 TASK_EVENT = {
@@ -71,12 +73,13 @@ def dedup_events(events: pa.Table) -> pa.Table:
 def build_timeline(events: pa.Table) -> pa.Table:
     """One row per impression in ``events`` (raw live events, deduplicated), with the
     first-positive report/event times of every task (NEVER when none)."""
-    et = events.column("event_type").to_numpy(zero_copy_only=False)
+    et = S.event_type_codes(events.column("event_type"))
+    code = S.TYPE_CODE
     u = events.column("user_id").to_numpy()
     r = events.column("item_id").to_numpy()
     t_ev = events.column("event_time_ms").to_numpy()
     t_rep = events.column("report_time_ms").to_numpy()
-    imp = np.flatnonzero(et == "impression")
+    imp = np.flatnonzero(et == code["impression"])
     # One int64 per (user, room), from dense ranks so any id range fits.
     _, u_code = np.unique(u, return_inverse=True)
     r_uniq, r_code = np.unique(r, return_inverse=True)
@@ -90,7 +93,7 @@ def build_timeline(events: pa.Table) -> pa.Table:
     n = len(imp)
     t0 = t_ev[imp]
 
-    other = np.flatnonzero(et != "impression")
+    other = np.flatnonzero(et != code["impression"])
     o_pair = pair[other]
     # Rank of each follow-up among impressions: last impression with (pair, t0) <= (pair, t).
     pos = _last_le(imp_pair, t0, o_pair, t_ev[other])
@@ -102,12 +105,12 @@ def build_timeline(events: pa.Table) -> pa.Table:
     first_rep = {t: np.full(n, NEVER, np.int64) for t in TASKS}
     first_ev = {t: np.full(n, NEVER, np.int64) for t in TASKS}
     for task, etype in TASK_EVENT.items():
-        sel = att_type == etype
+        sel = att_type == code[etype]
         np.minimum.at(first_rep[task], exp_of[sel], t_rep[att[sel]])
         np.minimum.at(first_ev[task], exp_of[sel], t_ev[att[sel]])
     enter_ms = first_ev["click"]
 
-    exit_sel = att_type == "exit"
+    exit_sel = att_type == code["exit"]
     exit_ev = np.full(n, NEVER, np.int64)
     np.minimum.at(exit_ev, exp_of[exit_sel], t_ev[att[exit_sel]])
     # The first exit (by event time) gives the watch and its report time.
@@ -124,7 +127,7 @@ def build_timeline(events: pa.Table) -> pa.Table:
     entered = enter_ms[exp_of] != NEVER
     late_enough = entered & (t_ev[att] >= enter_ms[exp_of] + LONG_VIEW_MS)
     long_exit = exit_sel & (w_col[att] >= LONG_VIEW_MS)
-    lv = (late_enough & (att_type != "enter")) | long_exit
+    lv = (late_enough & (att_type != code["enter"])) | long_exit
     # An in-room event proves a long view only together with the enter: known when both are.
     lv_rep = np.where(long_exit, t_rep[att], np.maximum(t_rep[att], first_rep["click"][exp_of]))
     np.minimum.at(first_rep["long_view"], exp_of[lv], lv_rep[lv])
