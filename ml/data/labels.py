@@ -60,7 +60,8 @@ OUTCOME_SCHEMA = pa.schema(
 
 
 def _cols(tl: pa.Table) -> dict[str, np.ndarray]:
-    return {name: tl.column(name).to_numpy(zero_copy_only=False) for name in tl.column_names}
+    """The numeric timeline columns as numpy (ids stay in Arrow: no Python strings)."""
+    return {f.name: tl.column(f.name).to_numpy() for f in tl.schema if pa.types.is_integer(f.type)}
 
 
 def _table(tl: pa.Table, rows: np.ndarray, emit, cutoff, kind, y: dict, m: dict) -> pa.Table:

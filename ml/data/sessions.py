@@ -86,9 +86,8 @@ def build_timeline(events: pa.Table) -> pa.Table:
     pair = u_code.astype(np.int64) * len(r_uniq) + r_code
     # Impressions sorted by (pair, t0) so follow-ups find theirs by binary search.
     imp_pair = pair[imp]
-    order = np.lexsort(
-        (events.column("event_id").to_numpy(zero_copy_only=False)[imp], t_ev[imp], imp_pair)
-    )
+    # Ties (same pair, same t0) go to the earlier row: input order is deterministic.
+    order = np.lexsort((imp, t_ev[imp], imp_pair))
     imp, imp_pair = imp[order], imp_pair[order]
     n = len(imp)
     t0 = t_ev[imp]
@@ -133,37 +132,38 @@ def build_timeline(events: pa.Table) -> pa.Table:
     np.minimum.at(first_rep["long_view"], exp_of[lv], lv_rep[lv])
     np.minimum.at(first_ev["long_view"], exp_of[lv], t_ev[att[lv]])
 
+    # Output order: by impression report time, then input order (no string sort needed).
+    out = np.lexsort((imp, t_rep[imp]))
+    rows = pa.array(imp[out])
     cols = {
-        "exposure_id": events.column("event_id").take(pa.array(imp)),
-        "user_id": u[imp],
-        "room_id": r[imp],
-        "author_id": events.column("author_id").to_numpy()[imp],
-        "page": events.column("page").take(pa.array(imp)),
-        "t0_ms": t0,
-        "impression_report_ms": t_rep[imp],
-        "enter_ms": enter_ms,
-        "exit_report_ms": exit_report,
-        "watch_ms": watch,
+        "exposure_id": events.column("event_id").take(rows),
+        "user_id": u[imp][out],
+        "room_id": r[imp][out],
+        "author_id": events.column("author_id").to_numpy()[imp][out],
+        "page": events.column("page").take(rows),
+        "t0_ms": t0[out],
+        "impression_report_ms": t_rep[imp][out],
+        "enter_ms": enter_ms[out],
+        "exit_report_ms": exit_report[out],
+        "watch_ms": watch[out],
     }
-    cols.update({f"first_{t}_report_ms": first_rep[t] for t in TASKS})
-    cols.update({f"first_{t}_event_ms": first_ev[t] for t in TASKS})
-    table = pa.table(cols, schema=TIMELINE_SCHEMA)
-    # Deterministic order: by impression report time, then id.
-    return table.sort_by([("impression_report_ms", "ascending"), ("exposure_id", "ascending")])
+    cols.update({f"first_{t}_report_ms": first_rep[t][out] for t in TASKS})
+    cols.update({f"first_{t}_event_ms": first_ev[t][out] for t in TASKS})
+    return pa.table(cols, schema=TIMELINE_SCHEMA)
 
 
 def _last_le(
     keys: np.ndarray, times: np.ndarray, q_keys: np.ndarray, q_times: np.ndarray
 ) -> np.ndarray:
-    """Index of the last (key, time) <= (q_key, q_time) in arrays sorted by (key, time); -1 if none."""
+    """Index of the last (key, time) <= (q_key, q_time) in arrays sorted by (key, time);
+    -1 if none. Keys are dense non-negative codes, so (key, time) packs into one int64."""
     if len(keys) == 0:
         return np.full(len(q_keys), -1, np.int64)
-    # Rank keys densely so (rank, time) packs into one sortable int64 (times are < 2^41 ms).
-    uniq, inv = np.unique(np.concatenate([keys, q_keys]), return_inverse=True)
     base = min(times.min(initial=NEVER), q_times.min(initial=NEVER))
     span = int(max(times.max(initial=0), q_times.max(initial=0)) - base) + 1
-    if len(uniq) * span >= 2**62:
+    top = int(max(keys.max(initial=0), q_keys.max(initial=0))) + 1
+    if top * span >= 2**62:
         raise OverflowError("time span too large to pack; split the window")
-    packed = inv[: len(keys)].astype(np.int64) * span + (times - base)
-    q_packed = inv[len(keys) :].astype(np.int64) * span + (q_times - base)
+    packed = keys.astype(np.int64) * span + (times - base)
+    q_packed = q_keys.astype(np.int64) * span + (q_times - base)
     return np.searchsorted(packed, q_packed, side="right") - 1
