@@ -61,20 +61,23 @@ def wide_rates(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def drift_frame(current: pd.DataFrame, previous: list[dict]) -> tuple[pd.DataFrame, list[Expect]]:
-    """|rate - mean of previous hours| per task against the allowed drift."""
+    """|rate - previous hours' rate| per task against the allowed drift: a share of the
+    previous rate, or four standard errors of the difference of two proportions (pooled),
+    whichever is larger — so rare tasks (a few follows an hour) do not trip on noise."""
     rows, expectations = {}, []
     for r in current.itertuples():
         prev = [
-            p[f"fast_{r.task}_rate"]
+            (p[f"fast_{r.task}_rate"], p[f"fast_{r.task}_labels"])
             for p in previous
             if p.get(f"fast_{r.task}_labels", 0) >= MIN_SAMPLES_FOR_RATES
         ]
         if not prev or r.labelled < MIN_SAMPLES_FOR_RATES:
             continue
-        base = float(np.mean(prev))
-        allowed = max(
-            MAX_RELATIVE_DRIFT * base, 4 * math.sqrt(max(base * (1 - base), 1e-9) / r.labelled)
-        )
+        n_prev = sum(n for _, n in prev)
+        base = sum(rate * n for rate, n in prev) / n_prev
+        pooled = (base * n_prev + r.rate * r.labelled) / (n_prev + r.labelled)
+        se = math.sqrt(pooled * (1 - pooled) * (1 / r.labelled + 1 / n_prev))
+        allowed = max(MAX_RELATIVE_DRIFT * base, 4 * se)
         rows[f"drift_{r.task}"] = [abs(r.rate - base)]
         expectations.append(
             Expect(

@@ -194,3 +194,30 @@ def test_same_input_same_tables(world):
         moment_samples(tl, H0 + 2 * HOUR_MS, H0 + 3 * HOUR_MS)
     )
     assert (tl.column("first_click_report_ms").to_numpy() != NEVER).mean() > 0.03
+
+
+def test_drift_tolerates_rare_task_noise_but_not_a_jump():
+    import pandas as pd
+
+    from ml.quality_labels import drift_frame
+
+    prev = [
+        {
+            "fast_follow_rate": 0.0,
+            "fast_follow_labels": 900,
+            "fast_click_rate": 0.08,
+            "fast_click_labels": 900,
+        }
+    ]
+    current = pd.DataFrame(
+        [
+            {"task": "follow", "labelled": 977, "rate": 0.002},
+            {"task": "click", "labelled": 977, "rate": 0.08},
+        ]
+    )
+    frame, expectations = drift_frame(current, prev)
+    limits = {e.kwargs["column"]: e.kwargs["max_value"] for e in expectations}
+    assert frame["drift_follow"][0] <= limits["drift_follow"]  # 2 follows after 0: noise
+    jump = pd.DataFrame([{"task": "click", "labelled": 977, "rate": 0.30}])
+    frame, expectations = drift_frame(jump, prev)
+    assert frame["drift_click"][0] > expectations[0].kwargs["max_value"]
