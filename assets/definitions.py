@@ -5,7 +5,9 @@ from __future__ import annotations
 import dagster as dg
 
 from assets.checks import all_checks
+from assets.checks_history import history_checks
 from assets.checks_labels import label_checks
+from assets.history import exposure_sequences, user_history
 from assets.ingestion import content_catalog, raw_live_events, raw_short_video_events
 from assets.labels import live_outcomes, live_segments, moment_streams
 from assets.partitions import hourly_partitions
@@ -48,8 +50,10 @@ defs = dg.Definitions(
         moment_streams,
         live_outcomes,
         live_segments,
+        user_history,
+        exposure_sequences,
     ],
-    asset_checks=[*all_checks, *label_checks],
+    asset_checks=[*all_checks, *label_checks, *history_checks],
     jobs=[hourly_ingestion_job, catalog_job],
     schedules=[hourly_ingestion_schedule],
     executor=executor,

@@ -27,6 +27,8 @@ HOURLY_ASSETS = [
     "fast_samples",
     "slow_samples",
     "live_segments",
+    "user_history",
+    "exposure_sequences",
 ]
 RAW_ASSETS = HOURLY_ASSETS[:2]
 OUTCOME_LOOKAHEAD = 3  # live_outcomes[H] needs raw H .. H+3

@@ -28,6 +28,7 @@ def event_type_codes(column) -> np.ndarray:
     idx = pc.index_in(column, value_set=pa.array(ALL_EVENT_TYPES))
     return pc.fill_null(idx, -1).to_numpy(zero_copy_only=False).astype(np.int8)
 
+
 # Per-type fields that must be present (non-null) besides the common ones.
 REQUIRED_BY_TYPE = {
     LIVE: {"exit": ("watch_ms",), "gift": ("gift_value",)},
