@@ -108,6 +108,16 @@ def summarize(
             f"{m.get('fast_samples', 0):>7}{m.get('slow_samples', 0):>6}{seg.get('segments', 0):>9}"
             f"{m.get('fast_click_rate', 0):>9.3f}{'yes' if out else '-':>9}"
         )
+    print(
+        f"\n{'partition':<18}{'history rows':>13}{'sequences':>10}{'sv top-k filled':>16}{'live seq filled':>16}"
+    )
+    for key in keys:
+        h = store.manifest(partition_dir("user_history", key)) or {}
+        q = store.manifest(partition_dir("exposure_sequences", key)) or {}
+        print(
+            f"{key:<18}{h.get('rows', 0):>13}{q.get('exposures', 0):>10}"
+            f"{q.get('sv_topk_nonempty', 0):>16.1%}{q.get('live_nonempty', 0):>16.1%}"
+        )
     cat = store.manifest(partition_dir("content_catalog")) or {}
     print(f"catalog rows: {cat.get('rows')}")
     print(check_summary(dagster_home))
