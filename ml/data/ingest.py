@@ -301,18 +301,13 @@ def repeated(ids: pa.ChunkedArray | pa.Array) -> np.ndarray:
         width = int(off[1] - off[0])
         if 0 < width <= 64 and off[-1] - off[0] == n * width and np.all(np.diff(off) == width):
             data = np.frombuffer(arr.buffers()[2], np.uint8)[off[0] : off[-1]].reshape(n, width)
-            words, rest = divmod(width, 8)
-            # Mix 8 bytes at a time (then the tail); collisions only cost an exact re-check.
-            cols = [
-                np.ascontiguousarray(data[:, : 8 * words]).view(np.uint64)[:, k]
-                for k in range(words)
-            ]
-            cols += [data[:, 8 * words + k].astype(np.uint64) for k in range(rest)]
+            # FNV-style over the byte columns (a strided view, no copy); collisions only
+            # cost an exact re-check below.
             h = np.zeros(n, np.uint64)
             prime = np.uint64(0x100000001B3)
             with np.errstate(over="ignore"):
-                for c in cols:
-                    h = (h ^ c) * prime
+                for k in range(width):
+                    h = (h ^ data[:, k]) * prime
             cand = np.flatnonzero(pd.Series(h).duplicated(keep=False).to_numpy())
             out = np.zeros(n, bool)
             if len(cand):
