@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import dagster as dg
 
 from assets.checks import all_checks
@@ -9,9 +11,19 @@ from assets.checks_history import history_checks
 from assets.checks_labels import label_checks
 from assets.history import exposure_sequences, user_history
 from assets.ingestion import content_catalog, raw_live_events, raw_short_video_events
-from assets.labels import live_outcomes, live_segments, moment_streams
-from assets.partitions import hourly_partitions
+from assets.labels import OUTCOME_LOOKAHEAD_HOURS, live_outcomes, live_segments, moment_streams
+from assets.partitions import START_MS, hourly_partitions
+from ml.hours import HOUR_MS, partition_key
 from resources.storage import landing_from_env, storage_from_env
+
+HOURLY = [
+    raw_live_events,
+    raw_short_video_events,
+    moment_streams,
+    live_segments,
+    user_history,
+    exposure_sequences,
+]
 
 hourly_ingestion_job = dg.define_asset_job(
     "hourly_ingestion",
@@ -20,14 +32,41 @@ hourly_ingestion_job = dg.define_asset_job(
     description="Raw live and short-video events of one report hour, with their checks.",
 )
 
+hourly_pipeline_job = dg.define_asset_job(
+    "hourly_pipeline",
+    selection=dg.AssetSelection.assets(*HOURLY),
+    partitions_def=hourly_partitions,
+    description="Everything of one hour that needs only that hour and earlier: raw events, "
+    "exposures, the three label streams, segments, user history, GSU sequences.",
+)
+
+hourly_outcomes_job = dg.define_asset_job(
+    "hourly_outcomes",
+    selection=dg.AssetSelection.assets(live_outcomes),
+    partitions_def=hourly_partitions,
+    description=f"Final outcomes of an hour, once the {OUTCOME_LOOKAHEAD_HOURS} hours after it exist.",
+)
+
 catalog_job = dg.define_asset_job(
     "catalog_refresh", selection=dg.AssetSelection.assets(content_catalog)
 )
 
-# Materialize each hour as soon as it has closed (a few minutes of slack for the sink).
-hourly_ingestion_schedule = dg.build_schedule_from_partitioned_job(
-    hourly_ingestion_job, minute_of_hour=5
+# Each hour as soon as it has closed (a few minutes of slack for the sink).
+hourly_pipeline_schedule = dg.build_schedule_from_partitioned_job(
+    hourly_pipeline_job, minute_of_hour=5
 )
+
+
+@dg.schedule(job=hourly_outcomes_job, cron_schedule="15 * * * *", execution_timezone="UTC")
+def hourly_outcomes_schedule(context: dg.ScheduleEvaluationContext):
+    """Outcomes of the hour whose look-ahead has just closed (H + lookahead + 1 <= now)."""
+    now_ms = int(context.scheduled_execution_time.astimezone(dt.UTC).timestamp() * 1000)
+    hour_ms = now_ms - now_ms % HOUR_MS - (OUTCOME_LOOKAHEAD_HOURS + 1) * HOUR_MS
+    if hour_ms < START_MS:
+        return dg.SkipReason("no hour has its look-ahead complete yet")
+    key = partition_key(hour_ms)
+    return dg.RunRequest(run_key=key, partition_key=key)
+
 
 # Steps run in forked children of a server that has already imported the code and GX,
 # so a step starts in milliseconds instead of re-importing for seconds.
@@ -43,19 +82,10 @@ executor = dg.multiprocess_executor.configured(
 _storage = storage_from_env()
 
 defs = dg.Definitions(
-    assets=[
-        content_catalog,
-        raw_live_events,
-        raw_short_video_events,
-        moment_streams,
-        live_outcomes,
-        live_segments,
-        user_history,
-        exposure_sequences,
-    ],
+    assets=[content_catalog, *HOURLY, live_outcomes],
     asset_checks=[*all_checks, *label_checks, *history_checks],
-    jobs=[hourly_ingestion_job, catalog_job],
-    schedules=[hourly_ingestion_schedule],
+    jobs=[hourly_ingestion_job, hourly_pipeline_job, hourly_outcomes_job, catalog_job],
+    schedules=[hourly_pipeline_schedule, hourly_outcomes_schedule],
     executor=executor,
     resources={"storage": _storage, "landing": landing_from_env(_storage)},
 )
