@@ -25,6 +25,16 @@ HOURLY = [
     exposure_sequences,
 ]
 
+
+def _names(*defs_: dg.AssetsDefinition) -> list[str]:
+    return [k.to_user_string() for d in defs_ for k in sorted(d.keys, key=str)]
+
+
+# Asset names for `--select` and tests: the raw + Moment side, and the Cross side.
+MOMENT_ASSET_NAMES = _names(raw_live_events, raw_short_video_events, moment_streams, live_segments)
+CROSS_ASSET_NAMES = _names(user_history, exposure_sequences)
+HOURLY_ASSET_NAMES = MOMENT_ASSET_NAMES + CROSS_ASSET_NAMES
+
 hourly_ingestion_job = dg.define_asset_job(
     "hourly_ingestion",
     selection=dg.AssetSelection.assets(raw_live_events, raw_short_video_events),

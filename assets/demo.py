@@ -13,24 +13,15 @@ import sys
 import time
 from pathlib import Path
 
+from assets.definitions import HOURLY_ASSET_NAMES
 from ml.hours import HOUR_MS, landing_dir, parse_hour, partition_key
 from ml.io.lake import partition_dir
 from ml.io.store import DEFAULT_HOME, Store
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-HOURLY_ASSETS = [
-    "raw_live_events",
-    "raw_short_video_events",
-    "live_exposures",
-    "moment_samples",
-    "fast_samples",
-    "slow_samples",
-    "live_segments",
-    "user_history",
-    "exposure_sequences",
-]
-RAW_ASSETS = HOURLY_ASSETS[:2]
+HOURLY_ASSETS = HOURLY_ASSET_NAMES
+RAW_ASSETS = ["raw_live_events", "raw_short_video_events"]
 OUTCOME_LOOKAHEAD = 3  # live_outcomes[H] needs raw H .. H+3
 
 

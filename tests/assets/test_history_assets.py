@@ -9,41 +9,19 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from assets.definitions import defs
+from assets.definitions import CROSS_ASSET_NAMES, MOMENT_ASSET_NAMES, defs
 from ml.data.gsu import GSUS, sequence_view
 from ml.data.history import DEFAULT_SHARDS, shard_name
 from ml.hours import HOUR_MS, parse_hour, partition_key
 from ml.io.lake import partition_dir
 from ml.io.store import Store, parquet_parts
 from ml.sim import SimConfig, simulate
-from resources.storage import LakeStorage, LandingZone
+from tests.dagster_helpers import ASSETS, CHECKS, evaluations, resources, run_check
 
 pytestmark = pytest.mark.slow
-ASSETS, CHECKS = list(defs.assets), list(defs.asset_checks)
-UPSTREAM = [
-    "raw_live_events",
-    "raw_short_video_events",
-    "live_exposures",  # a multi-asset with the three label streams
-    "moment_samples",
-    "fast_samples",
-    "slow_samples",
-]
-CROSS = ["user_history", "exposure_sequences"]
+UPSTREAM = [n for n in MOMENT_ASSET_NAMES if n != "live_segments"]
+CROSS = CROSS_ASSET_NAMES
 KEYS = [partition_key(parse_hour("2026-01-01-00:00") + i * HOUR_MS) for i in range(3)]
-
-
-def resources(root):
-    storage = LakeStorage(root=root)
-    return {"storage": storage, "landing": LandingZone(storage=storage)}
-
-
-def evaluations(result) -> dict[str, bool]:
-    out = {}
-    for e in result.all_events:
-        if e.event_type_value == "ASSET_CHECK_EVALUATION":
-            d = e.asset_check_evaluation_data
-            out[f"{d.asset_key.to_user_string()}:{d.check_name}"] = d.passed
-    return out
 
 
 def materialize(root, selection, key, **kw):
@@ -144,25 +122,6 @@ def test_missing_previous_history_is_a_clear_failure(home, tmp_path):
 
 
 @dg.asset(partitions_def=defs.resolve_job_def("hourly_ingestion").partitions_def)
-def partition_anchor():
-    """Does nothing: gives a checks-only job its hourly partitions (Dagster needs an asset)."""
-    return dg.MaterializeResult()
-
-
-def run_check(store, asset, check, key):
-    sel = dg.AssetSelection.checks(
-        dg.AssetCheckKey(dg.AssetKey(asset), check)
-    ) | dg.AssetSelection.assets(partition_anchor)
-    r = dg.materialize(
-        [*ASSETS, partition_anchor, *CHECKS],
-        selection=sel,
-        partition_key=key,
-        resources=resources(store.root),
-        raise_on_error=False,
-    )
-    return evaluations(r)[f"{asset}:{check}"]
-
-
 def _set_list(t: pa.Table, name: str, fn) -> pa.Table:
     col = t.column(name).combine_chunks()
     length = col.type.list_size
@@ -200,10 +159,10 @@ def tamper(store, asset, key, fn):
 def test_leakage_check_fails_on_tampered_sequences(home, breakage):
     store, _ = home
     key = KEYS[2]
-    assert run_check(store, "exposure_sequences", "sequence_leakage", key) is True
+    assert run_check(store.root, "exposure_sequences", "sequence_leakage", key) is True
     restore = tamper(store, "exposure_sequences", key, breakage)
     try:
-        assert run_check(store, "exposure_sequences", "sequence_leakage", key) is False
+        assert run_check(store.root, "exposure_sequences", "sequence_leakage", key) is False
     finally:
         restore()
 
@@ -213,7 +172,7 @@ def test_conservation_check_fails_on_a_dropped_row(home):
     key = KEYS[2]
     restore = tamper(store, "exposure_sequences", key, lambda t: t.slice(1))
     try:
-        assert run_check(store, "exposure_sequences", "sequence_conservation", key) is False
+        assert run_check(store.root, "exposure_sequences", "sequence_conservation", key) is False
     finally:
         restore()
 

@@ -7,38 +7,16 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
-from assets.definitions import defs
+from assets.definitions import MOMENT_ASSET_NAMES, defs
 from ml.hours import HOUR_MS, parse_hour, partition_key
 from ml.io.lake import partition_dir
 from ml.io.store import Store, parquet_parts
 from ml.sim import SimConfig, simulate
-from resources.storage import LakeStorage, LandingZone
+from tests.dagster_helpers import ASSETS, CHECKS, evaluations, resources, run_check
 
 pytestmark = pytest.mark.slow
-ASSETS, CHECKS = list(defs.assets), list(defs.asset_checks)
-HOURLY = [
-    "raw_live_events",
-    "raw_short_video_events",
-    "live_exposures",
-    "moment_samples",
-    "fast_samples",
-    "slow_samples",
-    "live_segments",
-]
+HOURLY = MOMENT_ASSET_NAMES
 KEYS = [partition_key(parse_hour("2026-01-01-00:00") + i * HOUR_MS) for i in range(5)]
-
-
-def resources(root):
-    storage = LakeStorage(root=root)
-    return {"storage": storage, "landing": LandingZone(storage=storage)}
-
-
-def evaluations(result) -> dict[str, bool]:
-    return {
-        f"{e.asset_check_evaluation_data.asset_key.to_user_string()}:{e.asset_check_evaluation_data.check_name}": e.asset_check_evaluation_data.passed
-        for e in result.all_events
-        if e.event_type_value == "ASSET_CHECK_EVALUATION"
-    }
 
 
 @pytest.fixture(scope="module")
@@ -92,26 +70,6 @@ def test_outcomes_need_their_future_hours(home):
 
 
 @dg.asset(partitions_def=defs.resolve_job_def("hourly_ingestion").partitions_def)
-def partition_anchor():
-    """Does nothing: gives a checks-only job its hourly partitions (Dagster needs an asset)."""
-    return dg.MaterializeResult()
-
-
-def run_check(store, asset, check, key):
-    """Run one partitioned check against the lake as it is, without re-running its asset."""
-    sel = dg.AssetSelection.checks(
-        dg.AssetCheckKey(dg.AssetKey(asset), check)
-    ) | dg.AssetSelection.assets(partition_anchor)
-    r = dg.materialize(
-        [*ASSETS, partition_anchor, *CHECKS],
-        selection=sel,
-        partition_key=key,
-        resources=resources(store.root),
-        raise_on_error=False,
-    )
-    return evaluations(r)[f"{asset}:{check}"]
-
-
 def tamper(store, asset, key, fn):
     rel = partition_dir(asset, key)
     man = store.manifest(rel)
@@ -173,10 +131,10 @@ def set_col(t: pa.Table, name: str, values) -> pa.Table:
 def test_blocking_checks_fail_on_broken_data(home, asset, check, breakage):
     store, _ = home
     key = KEYS[3]
-    assert run_check(store, asset, check, key) is True
+    assert run_check(store.root, asset, check, key) is True
     restore = tamper(store, asset, key, breakage)
     try:
-        assert run_check(store, asset, check, key) is False
+        assert run_check(store.root, asset, check, key) is False
     finally:
         restore()
 
@@ -190,7 +148,7 @@ def test_label_drift_blocks_a_jump_against_previous_hours(home):
         rel, files, {**{k: v for k, v in man.items() if k != "files"}, "fast_click_rate": 0.9}
     )
     try:
-        assert run_check(store, "fast_samples", "label_rates", KEYS[3]) is False
+        assert run_check(store.root, "fast_samples", "label_rates", KEYS[3]) is False
     finally:
         store.publish(rel, files, {k: v for k, v in man.items() if k != "files"})
-    assert run_check(store, "fast_samples", "label_rates", KEYS[3]) is True
+    assert run_check(store.root, "fast_samples", "label_rates", KEYS[3]) is True

@@ -525,7 +525,7 @@ def test_label_assets_run_on_the_imported_hours(clean, tmp_path):
     only from positives that happen late in a watch)."""
     import dagster as dg
 
-    from assets.definitions import defs
+    from assets.definitions import MOMENT_ASSET_NAMES, defs
     from ml.data.sessions import TASKS
     from resources.storage import LakeStorage, LandingZone
 
@@ -535,15 +535,7 @@ def test_label_assets_run_on_the_imported_hours(clean, tmp_path):
     assert dg.materialize(
         assets + checks, selection=dg.AssetSelection.assets("content_catalog"), resources=resources
     ).success
-    hourly = [
-        "raw_live_events",
-        "raw_short_video_events",
-        "live_exposures",
-        "moment_samples",
-        "fast_samples",
-        "slow_samples",
-        "live_segments",
-    ]
+    hourly = MOMENT_ASSET_NAMES
     lake = Store(str(tmp_path / "lake"))
     expected = expected_events(clean.tables)
     for h in HOURS:
