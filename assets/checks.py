@@ -18,7 +18,7 @@ from ml.io.store import Store
 from resources.storage import LakeStorage, LandingZone
 
 
-def _published(lake: Store, rel: str, what: str) -> dict:
+def published_manifest(lake: Store, rel: str, what: str) -> dict:
     man = lake.manifest(rel)
     if man is None:
         raise dg.Failure(f"{what} is not materialized ({lake.url(rel)})")
@@ -61,7 +61,7 @@ def build_raw_event_checks(domain: str) -> list[dg.AssetChecksDefinition]:
     )
     def quarantine_rate(context: dg.AssetCheckExecutionContext, storage: LakeStorage):
         key, _ = partition_hour(context)
-        man = _published(storage.store(), partition_dir(name, key), f"{name} {key}")
+        man = published_manifest(storage.store(), partition_dir(name, key), f"{name} {key}")
         rate = man["quarantined"] / max(man["lines_in"], 1)
         outcome = quality.validate(
             pd.DataFrame({"quarantine_rate": [rate]}),
@@ -81,7 +81,7 @@ def build_raw_event_checks(domain: str) -> list[dg.AssetChecksDefinition]:
     )
     def duplicate_rate(context: dg.AssetCheckExecutionContext, storage: LakeStorage):
         key, _ = partition_hour(context)
-        man = _published(storage.store(), partition_dir(name, key), f"{name} {key}")
+        man = published_manifest(storage.store(), partition_dir(name, key), f"{name} {key}")
         rate = man["duplicates"] / max(man["lines_in"], 1)
         lo, hi = quality.DUPLICATE_RATE_BAND
         outcome = quality.validate(
@@ -107,7 +107,9 @@ def build_raw_event_checks(domain: str) -> list[dg.AssetChecksDefinition]:
         key, hour_ms = partition_hour(context)
         lake = storage.store()
         clean = lake.read_published(partition_dir(name, key), columns=["event_id"]).num_rows
-        quarantined = lake.read_published(quarantine_dir(name, key), columns=["reason"]).num_rows
+        quarantined = lake.read_published(
+            quarantine_dir(name, key), columns=["reason"]
+        ).num_rows
         paths, _ = list_event_files(landing.store(), domain, hour_ms)
         loaded = read_event_files(landing.store(), paths, salvage_corrupt=True)
         lines_in = sum(count_lines(f.data) + (err is not None) for f, err in loaded)
@@ -132,7 +134,7 @@ def build_raw_event_checks(domain: str) -> list[dg.AssetChecksDefinition]:
 )
 def catalog_keys_and_conservation(storage: LakeStorage):
     lake = storage.store()
-    man = _published(lake, partition_dir(CATALOG), CATALOG)
+    man = published_manifest(lake, partition_dir(CATALOG), CATALOG)
     frames = {}
     expectations = []
     for table, key in (("authors", "author_id"), ("short_videos", "item_id"), ("rooms", "item_id")):

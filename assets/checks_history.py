@@ -8,7 +8,7 @@ exposures from the history filtered to report < t0); one sequence row per exposu
 import dagster as dg
 import pandas as pd
 
-from assets.checks import check_result
+from assets.checks import check_result, published_manifest
 from assets.history import HISTORY, RAW_LIVE, RAW_SV, SEQUENCES, history_frame, load_catalog
 from assets.labels import read_window
 from assets.partitions import hourly_partitions, partition_hour
@@ -21,13 +21,6 @@ from ml.io.lake import partition_dir
 from resources.storage import LakeStorage
 
 RECOMPUTE_SAMPLE = 30
-
-
-def _published(lake, rel: str, what: str) -> dict:
-    man = lake.manifest(rel)
-    if man is None:
-        raise dg.Failure(f"{what} is not materialized ({lake.url(rel)})")
-    return man
 
 
 @dg.asset_check(
@@ -43,7 +36,7 @@ def history_invariants(context: dg.AssetCheckExecutionContext, storage: LakeStor
     key, hour_ms = partition_hour(context)
     lake = storage.store()
     rel = partition_dir(HISTORY, key)
-    man = _published(lake, rel, f"{HISTORY} {key}")
+    man = published_manifest(lake, rel, f"{HISTORY} {key}")
     totals = dict.fromkeys(QH.HISTORY_COUNTERS, 0)
     rows = 0
     for s in range(man["n_shards"]):  # one shard in memory at a time
@@ -79,7 +72,7 @@ def sequence_leakage(context: dg.AssetCheckExecutionContext, storage: LakeStorag
     key, hour_ms = partition_hour(context)
     lake = storage.store()
     rel = partition_dir(SEQUENCES, key)
-    man = _published(lake, rel, f"{SEQUENCES} {key}")
+    man = published_manifest(lake, rel, f"{SEQUENCES} {key}")
     seqs = lake.read_published(rel).combine_chunks()
     evidence = quality.validate(
         QH.leakage_frame(seqs), QH.leakage_expectations(), f"{SEQUENCES}_leakage"
@@ -118,7 +111,9 @@ def sequence_conservation(context: dg.AssetCheckExecutionContext, storage: LakeS
     key, _ = partition_hour(context)
     lake = storage.store()
     seq_ids = lake.read_published(partition_dir(SEQUENCES, key), columns=["exposure_id"])
-    ex_ids = lake.read_published(partition_dir("live_exposures", key), columns=["exposure_id"])
+    ex_ids = lake.read_published(
+        partition_dir("live_exposures", key), columns=["exposure_id"]
+    )
     seq_ids, ex_ids = seq_ids.column(0).combine_chunks(), ex_ids.column(0).combine_chunks()
     frame = QH.conservation_frame(seq_ids, ex_ids)
     outcome = quality.validate(frame, QH.conservation_expectations(), f"{SEQUENCES}_conservation")

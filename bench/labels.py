@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from ml.data.features import SV_COLUMNS  # noqa: E402
-from ml.data.ingest import ingest_hour  # noqa: E402
+from ml.data.ingest import ingest_hours  # noqa: E402
 from ml.data.live_hour import LOOKBACK_HOURS, label_hour  # noqa: E402
 from ml.hours import HOUR_MS, parse_hour  # noqa: E402
 from ml.io.store import Store, parquet_parts  # noqa: E402
@@ -56,13 +56,8 @@ def prepare(tmp: Path, users: int) -> tuple[list[Path], list[Path]]:
     subprocess.run(cmd, cwd=ROOT, check=True, stdout=sys.stderr)
     store = Store(str(tmp / "home"))
     live, sv = [], []
-    prior = {"live": None, "short_video": None}
-    for i in range(HOURS):
-        for domain, out in (("live", live), ("short_video", sv)):
-            res = ingest_hour(
-                store, domain, parse_hour(START) + i * HOUR_MS, prior_event_ids=prior[domain]
-            )
-            prior[domain] = res.clean.column("event_id")
+    for domain, out in (("live", live), ("short_video", sv)):
+        for i, res in enumerate(ingest_hours(store, domain, parse_hour(START), HOURS)):
             path = tmp / f"{domain}-{i}.parquet"
             pq.write_table(res.clean, path, compression="zstd")
             out.append(path)

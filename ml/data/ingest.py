@@ -170,6 +170,29 @@ def ingest_hour(
     )
 
 
+def ingest_hours(
+    store: Store,
+    domain: str,
+    start_ms: int,
+    hours: int,
+    *,
+    known_items: pa.Array | None = None,
+    config: IngestConfig = IngestConfig(),
+) -> list[IngestResult]:
+    """Consecutive hours in order, each deduplicated against the one before — what the
+    raw-events asset does over a backfill, for code and tests outside Dagster."""
+    results: list[IngestResult] = []
+    prior = None
+    for i in range(hours):
+        res = ingest_hour(
+            store, domain, start_ms + i * HOUR_MS, known_items=known_items,
+            prior_event_ids=prior, config=config,
+        )  # fmt: skip
+        prior = res.clean.column("event_id").combine_chunks()
+        results.append(res)
+    return results
+
+
 def validate_events(
     table: pa.Table, domain: str, hour_ms: int, known_items: pa.Array | None
 ) -> np.ndarray:

@@ -360,7 +360,7 @@ def test_fast_path_equals_reference(seed, length, cap):
 @pytest.fixture(scope="module")
 def sim(tmp_path_factory):
     from ml.data.history import interactions, to_columns
-    from ml.data.ingest import ingest_hour
+    from ml.data.ingest import ingest_hours
     from ml.data.live_hour import label_hour
     from ml.hours import HOUR_MS, parse_hour
     from ml.io.store import Store
@@ -374,12 +374,8 @@ def sim(tmp_path_factory):
         store.read_parquet("landing/catalog/rooms.parquet"),
     )
     h0 = parse_hour("2026-01-01-00:00")
-    live, sv, prior = [], [], {"live": None, "short_video": None}
-    for i in range(3):
-        for domain, out in (("live", live), ("short_video", sv)):
-            res = ingest_hour(store, domain, h0 + i * HOUR_MS, prior_event_ids=prior[domain])
-            prior[domain] = res.clean.column("event_id")
-            out.append(res.clean)
+    live = [r.clean for r in ingest_hours(store, "live", h0, 3)]
+    sv = [r.clean for r in ingest_hours(store, "short_video", h0, 3)]
     hours = [to_columns(interactions(live[i], sv[i], cat)) for i in range(3)]
     hist = empty_columns()
     for i in range(2):

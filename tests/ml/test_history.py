@@ -272,8 +272,8 @@ def test_columns_roundtrip_and_deterministic_bytes():
 # ---- on simulated logs -----------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def sim_hours(tmp_path_factory):
-    from ml.data.ingest import ingest_hour
-    from ml.hours import HOUR_MS, parse_hour
+    from ml.data.ingest import ingest_hours
+    from ml.hours import parse_hour
     from ml.sim import SimConfig, simulate
 
     root = tmp_path_factory.mktemp("hist_sim")
@@ -283,14 +283,9 @@ def sim_hours(tmp_path_factory):
         store.read_parquet("landing/catalog/short_videos.parquet"),
         store.read_parquet("landing/catalog/rooms.parquet"),
     )
-    h0, prior, hours = parse_hour("2026-01-01-00:00"), {}, []
-    for i in range(3):
-        clean = {}
-        for d in (S.LIVE, S.SHORT_VIDEO):
-            res = ingest_hour(store, d, h0 + i * HOUR_MS, prior_event_ids=prior.get(d))
-            prior[d] = res.clean.column("event_id")
-            clean[d] = res.clean
-        hours.append((clean[S.LIVE], clean[S.SHORT_VIDEO]))
+    h0 = parse_hour("2026-01-01-00:00")
+    live, sv = (ingest_hours(store, d, h0, 3) for d in (S.LIVE, S.SHORT_VIDEO))
+    hours = [(lv.clean, s.clean) for lv, s in zip(live, sv, strict=True)]
     return cat, hours
 
 

@@ -6,7 +6,7 @@ import pyarrow.compute as pc
 import pytest
 
 from ml import schema as S
-from ml.data.ingest import IngestConfig, ingest_hour
+from ml.data.ingest import IngestConfig, ingest_hours
 from ml.hours import HOUR_MS, landing_dir, parse_hour
 from ml.io.store import Store
 from ml.sim import SimConfig, simulate
@@ -27,15 +27,10 @@ def ingest_all(store: Store, domain: str, config: IngestConfig | None = None):
     config = config or IngestConfig()
     known_table = "rooms" if domain == S.LIVE else "short_videos"
     known = store.read_parquet(f"landing/catalog/{known_table}.parquet", ["item_id"]).column(0)
-    prior, results = None, []
-    for i in range(HOURS):
-        hour = parse_hour(START) + i * HOUR_MS
-        res = ingest_hour(
-            store, domain, hour, known_items=known, prior_event_ids=prior, config=config
-        )
-        assert res.conserved()
-        prior = res.clean.column("event_id").combine_chunks()
-        results.append(res)
+    results = ingest_hours(
+        store, domain, parse_hour(START), HOURS, known_items=known, config=config
+    )
+    assert all(r.conserved() for r in results)
     return results
 
 

@@ -23,7 +23,7 @@ import pytest
 
 from ml import schema as S
 from ml.data.catalog import ingest_catalog
-from ml.data.ingest import ingest_hour
+from ml.data.ingest import ingest_hours
 from ml.hours import HOUR_MS, landing_dir
 from ml.importers.kuailive_common import reduce_embedding
 from ml.importers.kuailive_m3 import REPORT, import_kuailive, main
@@ -476,13 +476,11 @@ def test_ingestion_accepts_the_imported_landing_zone_unchanged(clean):
     expected = expected_events(clean.tables)
     for domain, table in ((S.LIVE, "rooms"), (S.SHORT_VIDEO, "short_videos")):
         known = cat.tables[table].column("item_id")
-        prior = None
-        for h in HOURS:
-            res = ingest_hour(clean.store, domain, h, known_items=known, prior_event_ids=prior)
+        results = ingest_hours(clean.store, domain, HOURS[0], len(HOURS), known_items=known)
+        for h, res in zip(HOURS, results, strict=True):
             assert res.conserved() and res.quarantine.num_rows == 0, res.manifest()
             want = sorted(e for e in expected[domain] if h <= e[-1] < h + HOUR_MS)
             assert as_tuples(res.clean.to_pylist()) == want
-            prior = res.clean.column("event_id").combine_chunks()
 
 
 def test_dagster_materializes_the_imported_hours(clean, tmp_path):

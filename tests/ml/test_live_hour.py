@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ml.data.features import ROOM_FEATURES, USER_FEATURES, exposure_features
-from ml.data.ingest import ingest_hour
+from ml.data.ingest import ingest_hours
 from ml.data.labels import (
     FAST_WINDOW_MS,
     SLOW_WINDOW_MS,
@@ -37,17 +37,8 @@ def world(tmp_path_factory):
     store = Store(str(root))
     rooms = store.read_parquet("landing/catalog/rooms.parquet", ["item_id"]).column(0)
     vids = store.read_parquet("landing/catalog/short_videos.parquet", ["item_id"]).column(0)
-    live, sv, prior_l, prior_s = [], [], None, None
-    for i in range(HOURS):
-        rl = ingest_hour(
-            store, "live", H0 + i * HOUR_MS, known_items=rooms, prior_event_ids=prior_l
-        )
-        rs = ingest_hour(
-            store, "short_video", H0 + i * HOUR_MS, known_items=vids, prior_event_ids=prior_s
-        )
-        prior_l, prior_s = rl.clean.column("event_id"), rs.clean.column("event_id")
-        live.append(rl.clean)
-        sv.append(rs.clean)
+    live = [r.clean for r in ingest_hours(store, "live", H0, HOURS, known_items=rooms)]
+    sv = [r.clean for r in ingest_hours(store, "short_video", H0, HOURS, known_items=vids)]
     hours = {
         i: label_hour(
             pa.concat_tables(live[: i + 1]), pa.concat_tables(sv[: i + 1]), H0 + i * HOUR_MS
