@@ -215,3 +215,15 @@ def test_unreachable_storage_is_one_clear_error(monkeypatch):
             selection=dg.AssetSelection.assets("content_catalog"),
             resources={"storage": storage, "landing": LandingZone(storage=storage)},
         )
+
+
+def test_missing_content_hour_names_the_file(home):
+    from assets.labels import live_segments
+
+    write_landing(home, "live", H0, [event(f"e{i}", t=i) for i in range(50)])
+    assert run(home, "content_catalog").success
+    assert run(home, "raw_live_events", K0).success
+    with pytest.raises(
+        Exception, match=r"missing landing hour.*landing/content/2026-01-01-00/segments\.parquet"
+    ):
+        run(home, "live_segments", K0, extra=[live_segments])
