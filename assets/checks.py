@@ -107,9 +107,7 @@ def build_raw_event_checks(domain: str) -> list[dg.AssetChecksDefinition]:
         key, hour_ms = partition_hour(context)
         lake = storage.store()
         clean = lake.read_published(partition_dir(name, key), columns=["event_id"]).num_rows
-        quarantined = lake.read_published(
-            quarantine_dir(name, key), columns=["reason"]
-        ).num_rows
+        quarantined = lake.read_published(quarantine_dir(name, key), columns=["reason"]).num_rows
         paths, _ = list_event_files(landing.store(), domain, hour_ms)
         loaded = read_event_files(landing.store(), paths, salvage_corrupt=True)
         lines_in = sum(count_lines(f.data) + (err is not None) for f, err in loaded)

@@ -111,9 +111,7 @@ def sequence_conservation(context: dg.AssetCheckExecutionContext, storage: LakeS
     key, _ = partition_hour(context)
     lake = storage.store()
     seq_ids = lake.read_published(partition_dir(SEQUENCES, key), columns=["exposure_id"])
-    ex_ids = lake.read_published(
-        partition_dir("live_exposures", key), columns=["exposure_id"]
-    )
+    ex_ids = lake.read_published(partition_dir("live_exposures", key), columns=["exposure_id"])
     seq_ids, ex_ids = seq_ids.column(0).combine_chunks(), ex_ids.column(0).combine_chunks()
     frame = QH.conservation_frame(seq_ids, ex_ids)
     outcome = quality.validate(frame, QH.conservation_expectations(), f"{SEQUENCES}_conservation")

@@ -24,12 +24,11 @@ booleans into bits, which cannot be viewed). Padding holds 0 (ids, gaps, action 
 latest report time among them (-1 when empty), the leakage check's evidence;
 ``sv_topk_score`` carries the dot products.
 
-Cost, all vectorised: a few passes over the shard's rows (only the exposed users' rows when
-they are a small part of it) for the live-session positions, a hashed (user, author) pass
-and the top-k candidate columns; the dense GSUs (plays, long views) scan back from each
-window's newest row; O(L) per exposure for the rest, except the top-k, which looks up every
-candidate of the window once in an hourly room x video score table (``gsu_topk``) and ranks
-exactly only the few above a pruning bound.
+Cost: one compiled walk per exposure over its window only (``gsu_scan``): the three
+"last L matching" GSUs stop once full, the author search compares one id a row, and the
+top-k looks every short-video play of the window up in its room's row of the hour's
+room x video score table (``gsu_topk.Scorer``), keeping the best L in a heap. No pass over
+the shard's rows and no per-user Python loop.
 """
 
 from __future__ import annotations
@@ -37,7 +36,8 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
-from ml.data.gsu_topk import Scorer, topk_refs
+from ml.data import gsu_scan
+from ml.data.gsu_topk import Scorer
 from ml.data.history import (
     DEFAULT_CAP,
     FLAG_LONG_VIEW,
@@ -47,16 +47,7 @@ from ml.data.history import (
     Catalog,
     Columns,
 )
-from ml.data.seqindex import (
-    PAD_REF,
-    Windows,
-    last_l,
-    last_matching,
-    pair_keys,
-    pair_positions,
-    seg_searchsorted,
-    windows,
-)
+from ml.data.seqindex import PAD_REF, Windows, windows
 
 DEFAULT_LEN = 50
 GSUS = ("sv_short", "sv_topk", "author", "long_view", "live")
@@ -88,77 +79,38 @@ def sequence_schema(length: int = DEFAULT_LEN) -> pa.Schema:
     return pa.schema(fields)
 
 
-def _is_play(action: np.ndarray) -> np.ndarray:
-    return action == SV_PLAY
+_CODES = np.array([SV_PLAY, LIVE_ENTER, LIVE_EXIT, FLAG_LONG_VIEW], np.int64)
 
 
-def _is_long(flags: np.ndarray) -> np.ndarray:
-    return (flags & FLAG_LONG_VIEW) != 0
-
-
-def _is_live_session(action: np.ndarray) -> np.ndarray:
-    return (action == LIVE_ENTER) | (action == LIVE_EXIT)
-
-
-def _author_refs(old: Columns, new: Columns, users, authors, w: Windows, length: int):
-    """Last L rows by the room's author: one hashed pass finds the rows whose (user,
-    author) pair is some exposure's (user, room author); they are indexed by pair, and
-    each exposure binary-searches its pair and then its window."""
-    keys = pair_keys(users, authors, np.unique(users), np.unique(authors))
-    q = np.searchsorted(np.unique(keys), keys)  # dense pair id, as pair_positions numbers them
-    found = []
-    for cols, lo, hi in ((new, w.nlo, w.nhi), (old, w.olo, w.ohi)):
-        pos, pair = pair_positions(cols["user_id"], cols["author_id"], users, authors)
-        order = np.lexsort((pos, pair))
-        pair, pos = pair[order], pos[order]
-        ks, ke = np.searchsorted(pair, q, "left"), np.searchsorted(pair, q, "right")
-        found.append((pos, seg_searchsorted(pos, ks, ke, lo), seg_searchsorted(pos, ks, ke, hi)))
-    (pn, an, bn), (po, ao, bo) = found
-    return last_l(pn, an, bn, po, ao, bo, length)
-
-
-class _Refs:
-    """Gathers column values for a (E, L) array of refs (old >= 0, new <= -2, pad -1)."""
-
-    def __init__(self, refs: np.ndarray):
-        self.pad = refs == PAD_REF
-        self.from_new = refs <= -2
-        self.i_old = np.maximum(refs, 0)
-        self.i_new = np.maximum(-refs - 2, 0)
-
-    def gather(self, old: np.ndarray, new: np.ndarray, pad) -> np.ndarray:
-        out = old.take(self.i_old, mode="clip") if len(old) else np.zeros(self.pad.shape, old.dtype)
-        if len(new):
-            np.copyto(out, new.take(self.i_new, mode="clip"), where=self.from_new)
-        out[self.pad] = pad
-        return out
-
-
-USED_COLUMNS = (
-    "user_id",
-    "report_time_ms",
-    "event_time_ms",
-    "item_id",
-    "author_id",
-    "action",
-    "category",
-    "emb_row",
-    "flags",
-)
-
-
-def _exposed_rows(cols: Columns, users: np.ndarray) -> Columns:
-    """The rows of the exposed users only (order kept), when they are a small part of the
-    shard: the copy (~16 ns a row) then costs less than the passes over rows it saves."""
-    u = cols["user_id"]
-    uq = np.unique(users)
-    start, end = np.searchsorted(u, uq, "left"), np.searchsorted(u, uq, "right")
-    n = int((end - start).sum())
-    if n > 0.35 * len(u):
-        return cols
-    lengths = end - start
-    idx = np.repeat(start - np.cumsum(lengths) + lengths, lengths) + np.arange(n)
-    return {c: cols[c].take(idx) for c in USED_COLUMNS}
+def _refs(old: Columns, new: Columns, room_rows, room_authors, w: Windows, length, scorer):
+    """(refs (5, E, L) in GSUS order, top-k scores (E, L)): the compiled walk of every
+    window, once per block of the score table (one block unless the hour has more rooms
+    than the table budget holds)."""
+    e = len(room_rows)
+    refs = np.full((len(GSUS), e, length), PAD_REF, np.int64)
+    scores = np.zeros((e, length), np.float32)
+    known = room_rows >= 0
+    rooms, local = np.unique(room_rows[known], return_inverse=True)
+    known_idx = np.flatnonzero(known)
+    pending = np.flatnonzero(~known)  # no room embedding: every GSU but the top-k
+    none = ((np.zeros(1, np.float32), np.zeros(1, np.uint16)), [], [])
+    blocks = scorer.chunks(rooms) if len(rooms) else iter([none])
+    # Exposures of one room together: its row of the score table stays in cache.
+    by_room = np.argsort(room_rows, kind="stable")
+    for (exact, levels), row_in_table, part in blocks:
+        score_row = np.full(e, -1, np.int64)
+        row_of_room = np.full(len(rooms), -1, np.int64)
+        row_of_room[part] = np.asarray(row_in_table, np.int64) * scorer.width
+        score_row[known_idx] = row_of_room[local]
+        todo = np.concatenate((pending, np.flatnonzero(score_row >= 0)))
+        pending = pending[:0]
+        gsu_scan.window_refs(
+            old["action"], old["flags"], old["author_id"], old["emb_row"],
+            new["action"], new["flags"], new["author_id"], new["emb_row"],
+            w.olo, w.ohi, w.nlo, w.nhi, room_authors, score_row, levels, exact, _CODES,
+            by_room[np.isin(by_room, todo)], refs, scores,
+        )  # fmt: skip
+    return refs, scores
 
 
 def extract(
@@ -180,36 +132,35 @@ def extract(
     users = exposures.column("user_id").to_numpy()
     t0 = exposures.column("t0_ms").to_numpy()
     room_authors = exposures.column("author_id").to_numpy()
-    old, new = _exposed_rows(old, users), _exposed_rows(new, users)
     w = windows(
         old["user_id"], old["report_time_ms"], new["user_id"], new["report_time_ms"], users, t0, cap
     )
-    refs = {
-        "sv_short": last_matching(old["action"], new["action"], _is_play, w, length),
-        "long_view": last_matching(old["flags"], new["flags"], _is_long, w, length),
-        "live": last_matching(old["action"], new["action"], _is_live_session, w, length, 0),
-        "author": _author_refs(old, new, users, room_authors, w, length),
-    }
-    refs["sv_topk"], scores = topk_refs(old, new, room_rows, w, length, scorer)
+    refs, scores = _refs(old, new, room_rows, room_authors.astype(np.int64), w, length, scorer)
 
     cols: dict[str, pa.Array] = {c: exposures.column(c) for c in EXPOSURE_COLUMNS}
-    for g in GSUS:
-        r = _Refs(refs[g])
-        mask = ~r.pad
+    for gi, g in enumerate(GSUS):
+        r = refs[gi]
+        mask = r != PAD_REF
         for f, (typ, pad) in FIELDS.items():
             if f == "gap_ms":
-                ev = r.gather(old["event_time_ms"], new["event_time_ms"], 0)
-                arr = np.where(mask, t0[:, None] - ev, 0)
+                arr = _gather(r, old["event_time_ms"], new["event_time_ms"], 0, np.int64)
+                np.subtract(t0[:, None], arr, out=arr, where=mask)
             elif f == "mask":
                 arr = mask.astype(np.int8)
             else:
-                arr = r.gather(old[f], new[f], pad)
-            cols[f"{g}_{f}"] = fixed_list(arr.astype(typ.to_pandas_dtype(), copy=False), length)
+                arr = _gather(r, old[f], new[f], pad, typ.to_pandas_dtype())
+            cols[f"{g}_{f}"] = fixed_list(arr, length)
         cols[f"{g}_len"] = mask.sum(axis=1).astype(np.int16)
-        rep = r.gather(old["report_time_ms"], new["report_time_ms"], -1)
+        rep = _gather(r, old["report_time_ms"], new["report_time_ms"], -1, np.int64)
         cols[f"{g}_max_report_ms"] = rep.max(axis=1, initial=-1)
     cols["sv_topk_score"] = fixed_list(scores, length)
     return pa.table(cols, schema=sequence_schema(length))
+
+
+def _gather(refs: np.ndarray, old: np.ndarray, new: np.ndarray, pad, dtype) -> np.ndarray:
+    out = np.empty(refs.shape, dtype)
+    gsu_scan.gather(refs, old, new, out.dtype.type(pad), out)
+    return out
 
 
 def fixed_list(values: np.ndarray, length: int) -> pa.FixedSizeListArray:
