@@ -8,6 +8,7 @@ completeness, label-rate bands and hour-over-hour drift of the fast stream, segm
 import dagster as dg
 import pandas as pd
 
+from assets.activity import activity_before
 from assets.checks import check_result
 from assets.labels import LOOKBACK_HOURS, RAW_LIVE, RAW_SV, STREAMS, read_window, window_keys
 from assets.metadata import md_table
@@ -180,6 +181,7 @@ def feature_leakage(context: dg.AssetCheckExecutionContext, storage: LakeStorage
         read_window(lake, RAW_SV, keys, columns=SV_COLUMNS),
         FEATURE_SAMPLE,
         seed=hour_ms // HOUR_MS,
+        activity=activity_before(lake, hour_ms),
     )
     outcome = quality.validate(
         frame, [quality.rate_expectation("features_differing", 0, 0)], "feature_leakage"

@@ -6,6 +6,7 @@ import datetime as dt
 
 import dagster as dg
 
+from assets.activity import activity_accumulates, user_activity
 from assets.checks import all_checks
 from assets.checks_history import history_checks
 from assets.checks_labels import label_checks
@@ -19,6 +20,7 @@ from resources.storage import landing_from_env, storage_from_env
 HOURLY = [
     raw_live_events,
     raw_short_video_events,
+    user_activity,
     moment_streams,
     live_segments,
     user_history,
@@ -31,7 +33,9 @@ def _names(*defs_: dg.AssetsDefinition) -> list[str]:
 
 
 # Asset names for `--select` and tests: the raw + Moment side, and the Cross side.
-MOMENT_ASSET_NAMES = _names(raw_live_events, raw_short_video_events, moment_streams, live_segments)
+MOMENT_ASSET_NAMES = _names(
+    raw_live_events, raw_short_video_events, user_activity, moment_streams, live_segments
+)
 CROSS_ASSET_NAMES = _names(user_history, exposure_sequences)
 HOURLY_ASSET_NAMES = MOMENT_ASSET_NAMES + CROSS_ASSET_NAMES
 
@@ -47,7 +51,7 @@ hourly_pipeline_job = dg.define_asset_job(
     selection=dg.AssetSelection.assets(*HOURLY),
     partitions_def=hourly_partitions,
     description="Everything of one hour that needs only that hour and earlier: raw events, "
-    "exposures, the three label streams, segments, user history, GSU sequences.",
+    "user activity, exposures, the three label streams, segments, user history, GSU sequences.",
 )
 
 hourly_outcomes_job = dg.define_asset_job(
@@ -93,7 +97,7 @@ _storage = storage_from_env()
 
 defs = dg.Definitions(
     assets=[content_catalog, *HOURLY, live_outcomes],
-    asset_checks=[*all_checks, *label_checks, *history_checks],
+    asset_checks=[*all_checks, activity_accumulates, *label_checks, *history_checks],
     jobs=[hourly_ingestion_job, hourly_pipeline_job, hourly_outcomes_job, catalog_job],
     schedules=[hourly_pipeline_schedule, hourly_outcomes_schedule],
     executor=executor,

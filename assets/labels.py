@@ -4,9 +4,11 @@ final outcomes (thin wrappers over ml.data.live_hour)."""
 import dagster as dg
 import pyarrow as pa
 
+from assets.activity import ACTIVITY, ACTIVITY_FOR_EXPOSURES, activity_before
 from assets.ingestion import CATALOG, RAW_ASSETS
 from assets.metadata import md_table
-from assets.partitions import START_MS, hourly_partitions, partition_hour
+from assets.partitions import hourly_partitions, partition_hour
+from assets.windows import read_window, window_keys
 from ml import schema as S
 from ml.data.features import SV_COLUMNS
 from ml.data.landing import CorruptFileError, MissingLandingHourError
@@ -19,9 +21,9 @@ from ml.data.live_hour import (
 )
 from ml.data.segments import build_segments
 from ml.data.sessions import TASKS
-from ml.hours import HOUR_MS, landing_dir, partition_key
+from ml.hours import landing_dir
 from ml.io.lake import partition_dir, quarantine_dir
-from ml.io.store import StorageError, Store, parquet_bytes, parquet_parts
+from ml.io.store import StorageError, parquet_bytes, parquet_parts
 from resources.storage import LakeStorage, LandingZone
 
 RAW_LIVE, RAW_SV = RAW_ASSETS[S.LIVE], RAW_ASSETS[S.SHORT_VIDEO]
@@ -31,34 +33,6 @@ SEGMENT_WINDOW = dg.TimeWindowPartitionMapping(start_offset=-1, end_offset=0)
 OUTCOME_WINDOW = dg.TimeWindowPartitionMapping(
     start_offset=-LATE_IMPRESSION_HOURS, end_offset=OUTCOME_LOOKAHEAD_HOURS
 )
-
-
-def window_keys(hour_ms: int, before: int, after: int = 0) -> list[str]:
-    """Partition keys H - before .. H + after that exist (none before LIVECROSS_START)."""
-    hours = [hour_ms + i * HOUR_MS for i in range(-before, after + 1)]
-    return [partition_key(h) for h in hours if h >= START_MS]
-
-
-def read_window(
-    lake: Store, asset: str, keys: list[str], columns: list[str] | None = None
-) -> pa.Table:
-    tables = []
-    for key in keys:
-        rel = partition_dir(asset, key)
-        if lake.manifest(rel) is None:
-            raise dg.Failure(
-                f"{asset} {key} is not materialized ({lake.url(rel)}); this asset reads "
-                f"{asset} {keys[0]} .. {keys[-1]}: materialize (backfill) those first"
-            )
-        tables.append(lake.read_published(rel, columns=columns, schema=S.CLEAN_EVENT_SCHEMA))
-    if tables:
-        return pa.concat_tables(tables)
-    schema = S.CLEAN_EVENT_SCHEMA
-    return (
-        pa.schema([schema.field(c) for c in columns]).empty_table()
-        if columns
-        else schema.empty_table()
-    )
 
 
 def _rates_table(stats: dict) -> dg.MetadataValue:
@@ -86,6 +60,7 @@ def _rates_table(stats: dict) -> dg.MetadataValue:
             deps=[
                 dg.AssetDep(RAW_LIVE, partition_mapping=LOOKBACK),
                 dg.AssetDep(RAW_SV, partition_mapping=LOOKBACK),
+                dg.AssetDep(ACTIVITY, partition_mapping=ACTIVITY_FOR_EXPOSURES),
             ],
         ),
         *[
@@ -107,7 +82,8 @@ def moment_streams(context: dg.AssetExecutionContext, storage: LakeStorage):
     lake = storage.store()
     keys = window_keys(hour_ms, LOOKBACK_HOURS)
     sv = read_window(lake, RAW_SV, keys, columns=SV_COLUMNS)
-    res = label_hour(read_window(lake, RAW_LIVE, keys), sv, hour_ms)
+    activity = activity_before(lake, hour_ms)
+    res = label_hour(read_window(lake, RAW_LIVE, keys), sv, hour_ms, activity)
     if not res.conserved():
         raise RuntimeError(f"live_exposures {key}: impressions not conserved")
     stats = res.stats

@@ -11,6 +11,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ml.data.activity import ActivityBefore
 from ml.data.features import ROOM_FEATURES, USER_FEATURES, exposure_features
 from ml.data.sessions import LONG_VIEW_MS, TASK_EVENT, TASKS
 from ml.quality import Expect
@@ -192,10 +193,16 @@ def evidence_frame(samples: pa.Table, live: pa.Table) -> pd.DataFrame:
 
 
 def feature_recompute_frame(
-    exposures: pa.Table, live: pa.Table, sv: pa.Table, n: int, seed: int
+    exposures: pa.Table,
+    live: pa.Table,
+    sv: pa.Table,
+    n: int,
+    seed: int,
+    activity: ActivityBefore | None = None,
 ) -> pd.DataFrame:
     """Recompute n random exposures' features from events reported strictly before t0
-    only; any difference means a feature saw the future."""
+    only (and the same activity snapshot, itself from before every t0); any difference
+    means a feature saw the future."""
     rng = np.random.default_rng(seed)
     picks = rng.choice(exposures.num_rows, size=min(n, exposures.num_rows), replace=False)
     diffs = []
@@ -206,6 +213,7 @@ def feature_recompute_frame(
             row,
             live.filter(pc.less(live.column("report_time_ms"), t0)),
             sv.filter(pc.less(sv.column("report_time_ms"), t0)),
+            activity,
         )
         diffs.append(
             sum(again.column(c)[0] != row.column(c)[0] for c in ROOM_FEATURES + USER_FEATURES)

@@ -4,7 +4,7 @@
 What counts as an interaction — an action the user took, never an exposure:
 
 * short video: ``play`` (value = watch_ms, watch_ratio = watch_ms / duration_ms, long view
-  when the ratio >= ``features.SV_LONG_VIEW_RATIO``), ``like``, ``comment``, ``follow``,
+  when the ratio >= ``activity.SV_LONG_VIEW_RATIO``), ``like``, ``comment``, ``follow``,
   ``share``;
 * live: ``enter``, ``exit`` (value = watch_ms, long view when watch_ms >=
   ``sessions.LONG_VIEW_MS``), ``like``, ``comment``, ``follow``, ``gift`` (value =
@@ -44,7 +44,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from ml import schema as S
-from ml.data.features import SV_LONG_VIEW_RATIO
+from ml.data.activity import SV_LONG_VIEW_RATIO
 from ml.data.sessions import LONG_VIEW_MS
 from ml.io.store import SUCCESS, Store
 

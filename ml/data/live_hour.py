@@ -14,6 +14,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ml.data.activity import ActivityBefore
 from ml.data.features import exposure_features
 from ml.data.labels import fast_samples, moment_samples, outcomes, slow_samples
 from ml.data.sessions import TASKS, build_timeline, dedup_events
@@ -47,14 +48,30 @@ def in_scope(tl: pa.Table) -> np.ndarray:
     return t0 >= rep - rep % HOUR_MS - LATE_IMPRESSION_HOURS * HOUR_MS
 
 
-def label_hour(live: pa.Table, sv: pa.Table, hour_ms: int) -> LabelHour:
-    """``live``/``sv``: raw clean events of partitions H - LOOKBACK_HOURS .. H."""
+def activity_since(hour_ms: int) -> int:
+    """The hour boundary the exposures of H take users' activity counters from: the
+    earliest t0 an in-scope exposure reported in H can have (the start of raw
+    H - LATE_IMPRESSION_HOURS), so ``user_activity[H - LOOKBACK_HOURS]`` (everything
+    reported before it) plus the look-back window give the counters at any t0."""
+    return hour_ms - LATE_IMPRESSION_HOURS * HOUR_MS
+
+
+def label_hour(
+    live: pa.Table, sv: pa.Table, hour_ms: int, activity: ActivityBefore | None = None
+) -> LabelHour:
+    """``live``/``sv``: raw clean events of partitions H - LOOKBACK_HOURS .. H;
+    ``activity``: users' counters before ``activity_since(hour_ms)`` (None: there was no
+    activity before the window, e.g. in the first hours of the data)."""
     live = dedup_events(live)
     tl = build_timeline(live)
     scope = in_scope(tl)
     rep = tl.column("impression_report_ms").to_numpy()
     in_hour = (rep >= hour_ms) & (rep < hour_ms + HOUR_MS)
-    exposures = exposure_features(tl.filter(pa.array(in_hour & scope)), live, sv)
+    if activity is not None and activity.since_ms != activity_since(hour_ms):
+        raise ValueError(
+            f"activity snapshot at {activity.since_ms}, expected {activity_since(hour_ms)}"
+        )
+    exposures = exposure_features(tl.filter(pa.array(in_hour & scope)), live, sv, activity)
     scoped = tl.filter(pa.array(scope))
     lo, hi = hour_ms, hour_ms + HOUR_MS
     res = LabelHour(

@@ -85,7 +85,9 @@ class SimConfig:
     chat_walk_sd: float = 0.06
 
     # ---- P(enter) = sigmoid(b0 + b_interest*<theta_u, cat> + b_highlight*h + ...) ----
-    b0: float = -3.9
+    # An auto-play slide feed: ~40 % of live impressions enter, so an exposure has about
+    # one positive task on average and the moment stream is ~2x the exposures (DESIGN 7.1).
+    b0: float = -1.5
     b_interest: float = 3.0
     b_highlight: float = 2.5
     b_quality: float = 1.0
@@ -100,8 +102,8 @@ class SimConfig:
     stay_prob: float = 0.04  # "stayers" watch most of the rest of the stream...
     stay_prob_follower: float = 0.25  # ...more so fans of the author
     stay_prob_gifter: float = 0.25  # ...and gifters (times min(1, gift propensity))
-    like_per_min: float = 0.15
-    comment_per_min: float = 0.05
+    like_per_min: float = 0.5
+    comment_per_min: float = 0.2
     follow_per_min: float = 0.01
     gift_per_min: float = 0.05  # times the user's gift propensity
     share_per_min: float = 0.003

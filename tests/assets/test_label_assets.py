@@ -7,7 +7,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
-from assets.definitions import MOMENT_ASSET_NAMES, defs
+from assets.definitions import MOMENT_ASSET_NAMES
+from ml.data.activity import COUNTERS
+from ml.data.live_hour import label_hour
 from ml.hours import HOUR_MS, parse_hour, partition_key
 from ml.io.lake import partition_dir
 from ml.io.store import Store, parquet_parts
@@ -42,7 +44,7 @@ def home(tmp_path_factory):
 def test_every_check_passes_on_clean_simulated_hours(home):
     _, runs = home
     for ev in runs:
-        assert len(ev) == 20 and all(ev.values()), [k for k, v in ev.items() if not v]
+        assert len(ev) == 21 and all(ev.values()), [k for k, v in ev.items() if not v]
 
 
 def test_outcomes_need_their_future_hours(home):
@@ -69,7 +71,6 @@ def test_outcomes_need_their_future_hours(home):
         )
 
 
-@dg.asset(partitions_def=defs.resolve_job_def("hourly_ingestion").partitions_def)
 def tamper(store, asset, key, fn):
     rel = partition_dir(asset, key)
     man = store.manifest(rel)
@@ -122,6 +123,21 @@ def set_col(t: pa.Table, name: str, values) -> pa.Table:
             ),
         ),
         (
+            "live_exposures",
+            "feature_leakage",
+            lambda t: set_col(t, "user_sv_play_total", pc.add(t.column("user_sv_play_total"), 1)),
+        ),
+        (
+            "user_activity",
+            "activity_accumulates",
+            lambda t: set_col(t, "live_enter", pc.add(t.column("live_enter"), 1)),
+        ),
+        (
+            "user_activity",
+            "activity_accumulates",
+            lambda t: t.slice(1),  # a user lost
+        ),
+        (
             "live_segments",
             "segment_ctr",
             lambda t: set_col(t, "ctr", np.full(t.num_rows, 1.5, np.float32)),
@@ -140,15 +156,53 @@ def test_blocking_checks_fail_on_broken_data(home, asset, check, breakage):
 
 
 def test_label_drift_blocks_a_jump_against_previous_hours(home):
+    """The previous hours claim a 10 % click rate; hour 3's ~40 % is then a jump."""
     store, _ = home
-    rel = partition_dir("live_exposures", KEYS[2])
-    man = store.manifest(rel)
-    files = {n: store.read_bytes(f"{rel}/{n}") for n in man["files"]}
-    store.publish(
-        rel, files, {**{k: v for k, v in man.items() if k != "files"}, "fast_click_rate": 0.9}
-    )
+    saved = []
+    for key in KEYS[:3]:
+        rel = partition_dir("live_exposures", key)
+        man = store.manifest(rel)
+        files = {n: store.read_bytes(f"{rel}/{n}") for n in man["files"]}
+        meta = {k: v for k, v in man.items() if k != "files"}
+        saved.append((rel, files, meta))
+        store.publish(rel, files, {**meta, "fast_click_rate": 0.1})
     try:
         assert run_check(store.root, "fast_samples", "label_rates", KEYS[3]) is False
     finally:
-        store.publish(rel, files, {k: v for k, v in man.items() if k != "files"})
+        for rel, files, meta in saved:
+            store.publish(rel, files, meta)
     assert run_check(store.root, "fast_samples", "label_rates", KEYS[3]) is True
+
+
+def test_activity_so_far_continues_from_user_activity(home):
+    """Hour 4 starts its users' counters from user_activity[0] (everything reported
+    before 01:00) plus its own look-back: the same totals as counting every raw event
+    of hours 0..4 reported before each t0."""
+    store, _ = home
+    res = resources(store.root)
+    r = dg.materialize(
+        ASSETS + CHECKS,
+        selection=dg.AssetSelection.assets(*HOURLY),
+        partition_key=KEYS[4],
+        resources=res,
+    )
+    assert r.success and all(evaluations(r).values())
+    got = store.read_published(partition_dir("live_exposures", KEYS[4]))
+    live = pa.concat_tables(
+        [store.read_published(partition_dir("raw_live_events", k)) for k in KEYS]
+    )
+    sv = pa.concat_tables(
+        [store.read_published(partition_dir("raw_short_video_events", k)) for k in KEYS]
+    )
+    want = label_hour(live, sv, parse_hour(KEYS[4])).exposures
+    assert got.num_rows == want.num_rows > 0
+    got, want = got.sort_by("exposure_id"), want.sort_by("exposure_id")
+    for col in COUNTERS.values():
+        assert got.column(col).equals(want.column(col)), col
+    # the snapshot mattered: some user had activity before 01:00 and it was counted
+    first = store.read_published(partition_dir("user_activity", KEYS[0]))
+    assert first.num_rows > 0
+    assert (
+        pc.sum(got.column("user_sv_play_total")).as_py()
+        > pc.sum(got.column("user_sv_play_1h")).as_py()
+    )

@@ -13,8 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ml import schema as S
+from ml.data.activity import SV_LONG_VIEW_RATIO
 from ml.data.cross_hour import history_hour
-from ml.data.features import SV_LONG_VIEW_RATIO
 from ml.data.history import (
     ACTION_CODES,
     COLUMNS,
