@@ -93,11 +93,14 @@ def _refs(old: Columns, new: Columns, room_rows, room_authors, w: Windows, lengt
     rooms, local = np.unique(room_rows[known], return_inverse=True)
     known_idx = np.flatnonzero(known)
     pending = np.flatnonzero(~known)  # no room embedding: every GSU but the top-k
-    none = ((np.zeros(1, np.float32), np.zeros(1, np.uint16)), [], [])
+    none = (np.zeros(1, np.uint16), [], [])
     blocks = scorer.chunks(rooms) if len(rooms) else iter([none])
+    safe_rows = np.maximum(room_rows, 0)
+    room_vecs = scorer.room_emb[safe_rows] if len(scorer.room_emb) else np.zeros((e, 1), np.float32)
+    eps = scorer.eps[safe_rows] if len(scorer.eps) else np.zeros(e)
     # Exposures of one room together: its row of the score table stays in cache.
     by_room = np.argsort(room_rows, kind="stable")
-    for (exact, levels), row_in_table, part in blocks:
+    for levels, row_in_table, part in blocks:
         score_row = np.full(e, -1, np.int64)
         row_of_room = np.full(len(rooms), -1, np.int64)
         row_of_room[part] = np.asarray(row_in_table, np.int64) * scorer.width
@@ -107,7 +110,8 @@ def _refs(old: Columns, new: Columns, room_rows, room_authors, w: Windows, lengt
         gsu_scan.window_refs(
             old["action"], old["flags"], old["author_id"], old["emb_row"],
             new["action"], new["flags"], new["author_id"], new["emb_row"],
-            w.olo, w.ohi, w.nlo, w.nhi, room_authors, score_row, levels, exact, _CODES,
+            w.olo, w.ohi, w.nlo, w.nhi, room_authors, score_row, levels, scorer.videos,
+            room_vecs, eps, _CODES,
             by_room[np.isin(by_room, todo)], refs, scores,
         )  # fmt: skip
     return refs, scores

@@ -17,6 +17,8 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
+from ml.data.gsu_topk import level_floor, level_of
+
 # Row order of the (5, E, L) refs array: the order of ``gsu.GSUS``.
 G_SHORT, G_TOPK, G_AUTHOR, G_LONG, G_LIVE = range(5)
 SAMPLE = 4  # every 4th row of a window sets the top-k's pruning level
@@ -63,17 +65,25 @@ def _last_equal(col, lo, hi, value, is_new, out, count) -> int:
 
 
 @nb.njit(nogil=True, cache=True)
-def _levels_walk(action, emb, lo, hi, k, is_new, play, levels, row, tau, sk, sref, se, c):
-    """Append the rows hi-1 .. lo (numbered k, k+1, ... newest first) whose level is at
-    least ``tau`` to the survivors (number, ref, score column); returns their count."""
+def _levels_walk(action, emb, lo, hi, is_new, play, levels, row, tau, sl, sref, se, c):
+    """Append the rows hi-1 .. lo (newest first) whose level is at least ``tau`` to the
+    survivors (level, ref, score column); returns their count."""
     for i in range(hi - 1, lo - 1, -1):
         col = emb[i] + 1
         lev = levels[row + col]
         if lev >= tau and action[i] == play:
-            sk[c], sref[c], se[c] = k, _ref(i, is_new), col
+            sl[c], sref[c], se[c] = lev, _ref(i, is_new), col
             c += 1
-        k += 1
     return c
+
+
+@nb.njit(nogil=True, cache=True)
+def _bound(level, eps) -> np.uint16:
+    """level(floor(level) - 2 eps), with a margin for rounding to float32 (half an ulp)
+    and the float64 arithmetic; at least 1 (level 0: no candidate)."""
+    lo = np.float64(level_floor(level))
+    x = lo - 2.0 * eps - (abs(lo) + 2.0 * eps) * 2.0**-22
+    return max(np.uint16(1), level_of(np.float32(x)))
 
 
 @nb.njit(nogil=True, cache=True)
@@ -89,35 +99,56 @@ def _sample_levels(action, emb, lo, hi, k0, play, levels, row, out, ns) -> int:
 
 
 @nb.njit(nogil=True, cache=True)
+def _exact_score(video, room) -> np.float32:
+    """The float64 dot product of two float32 vectors, rounded to float32."""
+    acc = 0.0
+    for d in range(len(room)):
+        acc += np.float64(video[d]) * np.float64(room[d])
+    return np.float32(acc)
+
+
+@nb.njit(nogil=True, cache=True)
 def _topk(
-    new_action, new_emb, n0, n1, old_action, old_emb, o0, o1, play, levels, exact, row,
-    e, refs, top_scores, buf,
+    new_action, new_emb, n0, n1, old_action, old_emb, o0, o1, play, levels, row,
+    videos, room, eps, e, refs, top_scores, buf,
 ) -> None:  # fmt: skip
     """The exact top-L of one window, best first, ties newer first.
 
-    Levels (a monotone uint16 quantisation of the scores) prune: the L-th largest level
-    of a sample of the candidates, tau, is at most the L-th largest of all of them, so
-    every top-L member has a level >= tau. Only those survivors (a few L) get their exact
-    score looked up and ranked by one int64 key (score bits, then survivor order)."""
+    ``levels`` are monotone uint16 levels of approximate scores a, |a - exact| <= eps.
+    The L-th largest level T of a sample of the candidates is reached by L candidates,
+    so the L-th best exact score is >= floor(T) - eps and every top-L member has
+    a >= floor(T) - 2 eps, i.e. a level >= tau = level(floor(T) - 2 eps). The walk keeps
+    those survivors (a few L), the same bound from their own levels cuts them to about
+    L, and only these are scored exactly (``videos`` . ``room``) and ranked by one int64
+    key (exact score bits, then survivor order, which is recency)."""
     length = refs.shape[2]
     nn = n1 - n0
-    samp, sk, sref, se, keys = buf
+    samp, sl, sref, se, keys, sc = buf
     ns = _sample_levels(new_action, new_emb, n0, n1, 0, play, levels, row, samp, 0)
     first_old = (SAMPLE - nn % SAMPLE) % SAMPLE  # keep one stride across the two sources
     ns = _sample_levels(old_action, old_emb, o0, o1, first_old, play, levels, row, samp, ns)
     tau = np.uint16(1)
     if ns >= length:
-        tau = max(tau, np.partition(samp[:ns], ns - length)[ns - length])
-    c = _levels_walk(new_action, new_emb, n0, n1, 0, True, play, levels, row, tau,
-                     sk, sref, se, 0)  # fmt: skip
-    c = _levels_walk(old_action, old_emb, o0, o1, nn, False, play, levels, row, tau,
-                     sk, sref, se, c)  # fmt: skip
+        tau = _bound(np.partition(samp[:ns], ns - length)[ns - length], eps)
+    c = _levels_walk(new_action, new_emb, n0, n1, True, play, levels, row, tau,
+                     sl, sref, se, 0)  # fmt: skip
+    c = _levels_walk(old_action, old_emb, o0, o1, False, play, levels, row, tau,
+                     sl, sref, se, c)  # fmt: skip
+    if c > length:
+        # The same bound again from the survivors' own levels (all of them, not a sample):
+        # tighter, so far fewer exact scores. Order is kept (it is recency).
+        tau2 = _bound(np.partition(sl[:c], c - length)[c - length], eps)
+        kept = 0
+        for t in range(c):
+            if sl[t] >= tau2:
+                sref[kept], se[kept] = sref[t], se[t]
+                kept += 1
+        c = kept
     if c == 0:
         return
-    scores = np.empty(c, np.float32)
     for t in range(c):
-        scores[t] = exact[row + se[t]] + np.float32(0.0)  # -0.0 -> 0.0: they tie
-    bits = scores.view(np.int32)
+        sc[t] = _exact_score(videos[se[t] - 1], room) + np.float32(0.0)  # -0.0 ties 0.0
+    bits = sc[:c].view(np.int32)
     for t in range(c):
         b = np.int64(bits[t])
         if b < 0:
@@ -131,20 +162,22 @@ def _topk(
     for q in range(m):
         t = 0xFFFFFFFF - (top[q] & 0xFFFFFFFF)
         refs[G_TOPK, e, q] = sref[t]
-        top_scores[e, q] = exact[row + se[t]]
+        top_scores[e, q] = sc[t]
 
 
 @nb.njit(nogil=True, cache=True)
 def window_refs(
     old_action, old_flags, old_author, old_emb,
     new_action, new_flags, new_author, new_emb,
-    olo, ohi, nlo, nhi, room_author, score_row, levels, exact, codes, todo, refs, top_scores,
+    olo, ohi, nlo, nhi, room_author, score_row, levels, videos, room_vecs, eps, codes, todo,
+    refs, top_scores,
 ) -> None:  # fmt: skip
     """Fill ``refs`` (5, E, L) (pre-filled with -1) and ``top_scores`` (E, L) for the
     exposures ``todo``. Per exposure e: window = new rows [nlo, nhi) then old rows
     [olo, ohi), newest first; ``score_row[e]`` is the offset of its room's row in the flat
-    score tables (-1: no top-k): float32 ``exact`` and its uint16 ``levels`` (a row is
-    1 + n_videos wide, column 0 = no embedding: -inf, level 0);
+    uint16 ``levels`` table (-1: no top-k; a row is 1 + n_videos wide, column 0 = no
+    embedding, level 0), ``room_vecs[e]`` its room's embedding and ``eps[e]`` the bound
+    of the levels' score error (``gsu_topk``); ``videos`` the short-video embeddings;
     ``codes`` = (play, live enter, live exit, long-view flag bit). The top-k is ordered by
     score descending, then newer first."""
     play, enter, exit_, bit = codes[0], codes[1], codes[2], codes[3]
@@ -153,10 +186,11 @@ def window_refs(
         most = max(most, nhi[e] - nlo[e] + ohi[e] - olo[e])
     buf = (
         np.empty(most // SAMPLE + 2, np.uint16),
+        np.empty(most, np.uint16),
         np.empty(most, np.int64),
         np.empty(most, np.int64),
         np.empty(most, np.int64),
-        np.empty(most, np.int64),
+        np.empty(most, np.float32),
     )
     for e in todo:
         n0, n1, o0, o1 = nlo[e], nhi[e], olo[e], ohi[e]
@@ -175,8 +209,8 @@ def window_refs(
         row = score_row[e]
         if row < 0:
             continue
-        _topk(new_action, new_emb, n0, n1, old_action, old_emb, o0, o1, play, levels, exact,
-              row, e, refs, top_scores, buf)  # fmt: skip
+        _topk(new_action, new_emb, n0, n1, old_action, old_emb, o0, o1, play, levels, row,
+              videos, room_vecs[e], eps[e], e, refs, top_scores, buf)  # fmt: skip
 
 
 @nb.njit(nogil=True, cache=True)

@@ -1,78 +1,115 @@
-"""Scores of the long-term dot-product GSU (``sv_topk``): the room x short-video table
-computed once per hour, which the top-k walk (``gsu_scan``) looks candidates up in.
+"""The long-term dot-product GSU's hourly room x short-video table of score *levels*, which
+the top-k walk (``gsu_scan``) prunes with before it scores the few survivors exactly.
 
 A score is the float64 dot product of the float32 vectors, rounded to float32: equal
-inputs give equal scores whatever order a BLAS kernel sums in (each float32 product is
-exact in float64, so the sums differ at most in bits that the rounding drops), and the
-pandas reference computes the same numbers one exposure at a time.
+inputs give equal scores whatever order a sum runs in (each float32 product is exact in
+float64, so orders differ at most in bits that the rounding drops), and the pandas
+reference computes the same numbers one exposure at a time. The table holds a monotone
+uint16 level of a float32 GEMM's approximation of each score; ``Scorer.eps`` bounds the
+approximation's error per room, so pruning by level stays exact (see ``gsu_scan._topk``).
 """
 
 from __future__ import annotations
 
+import numba as nb
 import numpy as np
 
 from ml.data.history import Catalog
 
-SCORE_BUDGET = 256 << 20  # bytes of room x video tables held at once
+SCORE_BUDGET = 256 << 20  # bytes of room x video level tables held at once
 # Videos per GEMM: the block of video vectors stays in cache while every room meets it.
 _VIDEO_BLOCK = 4096
+_U32 = 2.0**-24  # float32 unit roundoff
 
 
-def quantize(scores: np.ndarray) -> np.ndarray:
-    """Monotone uint16 level of float32 scores, >= 1 for every score (-inf included): the
-    top 16 bits of their order-preserving integer key (sign, exponent, 7 mantissa bits);
-    -0.0 and 0.0 share a level. Level 0 is reserved for "no candidate"."""
-    b = (np.asarray(scores, np.float32) + np.float32(0.0)).view(np.int32)  # -0.0 -> +0.0
+@nb.njit(nogil=True, cache=True, inline="always")
+def level_of(x) -> np.uint16:
+    """Monotone uint16 level of a float32 (>= 1; level 0 means "no candidate"): the top
+    16 bits of its order-preserving integer key (sign, exponent, 7 mantissa bits); -0.0
+    and 0.0 share a level."""
+    b = np.int32(np.float32(x + np.float32(0.0)).view(np.int32))
     key = b ^ ((b >> 31) & 0x7FFFFFFF)
-    key >>= 16
-    key += 32768
-    return np.maximum(key, 1).astype(np.uint16)
+    return np.uint16(max((key >> 16) + 32768, 1))
+
+
+@nb.njit(nogil=True, cache=True)
+def level_floor(level) -> np.float32:
+    """A lower bound of every float32 whose level is ``level`` (its class's lower end;
+    -inf for the class of -inf, whose lowest keys are NaN patterns)."""
+    key = np.int32((np.int32(level) - 32768) << 16)
+    x = np.int32(key ^ ((key >> 31) & 0x7FFFFFFF)).view(np.float32)
+    return np.float32(-np.inf) if np.isnan(x) else x
+
+
+@nb.njit(nogil=True, cache=True)
+def _levels_into(approx, out, col0) -> None:
+    for i in range(approx.shape[0]):
+        for j in range(approx.shape[1]):
+            out[i, col0 + j] = level_of(approx[i, j])
+
+
+@nb.njit(nogil=True, cache=True)
+def quantize(scores):
+    """``level_of`` of every element of a 1-d float32 array."""
+    out = np.empty(len(scores), np.uint16)
+    for i in range(len(scores)):
+        out[i] = level_of(scores[i])
+    return out
+
+
+def error_bound(room_emb: np.ndarray, video_emb: np.ndarray) -> np.ndarray:
+    """Per room, a bound on |float32 GEMM score - exact score| for every video: a float32
+    dot product of length d in any summation order is within d·u·Σ|x_i y_i| of the true
+    one (Higham), the exact score within u·|x·y| of it, and Σ|x_i y_i| <= |x|·|y|; twice
+    that, for margin."""
+    d = room_emb.shape[1]
+    v_max = float(np.sqrt((video_emb.astype(np.float64) ** 2).sum(axis=1)).max(initial=0.0))
+    r = np.sqrt((room_emb.astype(np.float64) ** 2).sum(axis=1))
+    return 2.0 * (d + 2) * _U32 * (1 + 1e-6) * r * v_max
 
 
 class Scorer:
-    """Room x short-video scores, flat float32: room i of a table, video row v at
-    ``i * width + v + 1``, column 0 of every room being -inf (no embedding: emb_row -1);
-    beside it their uint16 levels (``quantize``; column 0: level 0), which the top-k scans
-    first: half the bytes, so the hour's rows stay in cache. Built once per hour for every room the hour's exposures show when
-    that fits ``budget`` bytes (the shards then share it); otherwise computed per shard,
-    ``budget`` bytes at a time. Cost: rooms x videos x 32 multiply-adds (one GEMM per
-    4096 videos)."""
+    """Room x short-video score levels, flat uint16: room i of a table, video row v at
+    ``i * width + v + 1``, column 0 of every room being level 0 (no embedding: emb_row
+    -1). Built once per hour for every room the hour's exposures show when that fits
+    ``budget`` bytes (the shards then share it); otherwise computed per shard, ``budget``
+    bytes at a time. Cost: rooms x videos x 32 float32 multiply-adds (one GEMM per 4096
+    videos), which the exact scores (float64) of the survivors then correct."""
 
     def __init__(
         self, catalog: Catalog, room_rows: np.ndarray | None = None, budget: int = SCORE_BUDGET
     ):
         self.catalog = catalog
-        self.videos_t = np.ascontiguousarray(catalog.short_videos.embedding.T, np.float64)
-        self.n_videos = self.videos_t.shape[1]
+        self.videos = np.ascontiguousarray(catalog.short_videos.embedding, np.float32)
+        self.videos_t = np.ascontiguousarray(self.videos.T)
+        self.n_videos = len(self.videos)
         self.width = self.n_videos + 1
-        self.max_rooms = max(1, budget // (6 * self.width))
+        self.max_rooms = max(1, budget // (2 * self.width))
+        self.room_emb = np.ascontiguousarray(catalog.rooms.embedding, np.float32)
+        self.eps = error_bound(self.room_emb, self.videos)  # per catalog room row
         self.rooms: np.ndarray | None = None
-        self.tables: tuple[np.ndarray, np.ndarray] | None = None
+        self.table: np.ndarray | None = None
         if room_rows is not None:
             rooms = np.unique(room_rows[room_rows >= 0])
             if len(rooms) <= self.max_rooms:
-                self.rooms, self.tables = rooms, self.compute(rooms)
+                self.rooms, self.table = rooms, self.compute(rooms)
 
-    def compute(self, rooms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(flat float32 scores, their uint16 levels) of ``rooms`` (catalog rows) against
-        every short video."""
-        out = np.empty((len(rooms), self.width), np.float32)
-        out[:, 0] = -np.inf
-        emb = self.catalog.rooms.embedding[rooms].astype(np.float64)
+    def compute(self, rooms: np.ndarray) -> np.ndarray:
+        """Flat uint16 levels of ``rooms`` (catalog rows) against every short video."""
+        out = np.zeros((len(rooms), self.width), np.uint16)
+        emb = self.room_emb[rooms]
         for j in range(0, self.n_videos, _VIDEO_BLOCK):
             block = self.videos_t[:, j : j + _VIDEO_BLOCK]
-            out[:, 1 + j : 1 + j + block.shape[1]] = emb @ block
-        levels = quantize(out)
-        levels[:, 0] = 0
-        return out.reshape(-1), levels.reshape(-1)
+            _levels_into(emb @ block, out, 1 + j)
+        return out.reshape(-1)
 
     def chunks(self, rooms: np.ndarray):
-        """((exact, levels) tables, row of each room in them, which of ``rooms``) for sorted distinct
+        """(levels table, row of each room in it, which of ``rooms``) for sorted distinct
         ``rooms``: one chunk when the hour's table covers them, else ``budget``-sized ones."""
         if self.rooms is not None and len(self.rooms):
             at = np.minimum(np.searchsorted(self.rooms, rooms), len(self.rooms) - 1)
             if np.array_equal(self.rooms[at], rooms):
-                yield self.tables, at, np.arange(len(rooms))
+                yield self.table, at, np.arange(len(rooms))
                 return
         for start in range(0, len(rooms), self.max_rooms):
             part = np.arange(start, min(start + self.max_rooms, len(rooms)))

@@ -275,11 +275,23 @@ def test_seg_searchsorted(values, seed):
 
 
 # ---- equal to the reference on random histories -----------------------------------------------
-def random_world(rng, users=12, rows=3000, hour_rows=300):
+def near_tie_embeddings(rng, n):
+    """Unit vectors a few float32 ulps apart: their scores against any room differ by
+    about the float32 GEMM's own error, so approximate levels alone would misrank them."""
+    base = rng.standard_normal(32)
+    emb = base + 1e-6 * rng.standard_normal((n, 32)) * (rng.random((n, 1)) < 0.7)
+    return (emb / np.linalg.norm(emb, axis=1, keepdims=True)).astype(np.float32)
+
+
+def random_world(rng, users=12, rows=3000, hour_rows=300, near_ties=False):
     nv, nr = 60, 6
+    if near_ties:
+        video_emb, room_emb = near_tie_embeddings(rng, nv), rng.standard_normal((nr, 32))
+    else:  # integer embeddings: many equal dot products
+        video_emb, room_emb = rng.integers(-2, 3, (nv, 32)), rng.integers(-2, 3, (nr, 32))
     cat = make_catalog(
-        rng.integers(-2, 3, (nv, 32)),  # integer embeddings: many equal dot products
-        rng.integers(-2, 3, (nr, 32)),
+        video_emb,
+        room_emb,
         video_author=rng.integers(0, 9, nv),
         room_author=rng.integers(0, 9, nr),
     )
@@ -308,18 +320,20 @@ def random_world(rng, users=12, rows=3000, hour_rows=300):
     return cat, old, new
 
 
-@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     st.integers(0, 2**31),
     st.integers(1, 12),
     st.sampled_from([5, 40, 400, 10_000]),
     st.sampled_from([None, 1, 2]),
+    st.booleans(),
 )
-def test_fast_path_equals_reference(seed, length, cap, table_rooms):
+def test_fast_path_equals_reference(seed, length, cap, table_rooms, near_ties):
     """table_rooms: score-table budget in rooms (None: the default, one table for the
-    hour); small budgets make the walk run once per block of rooms."""
+    hour); small budgets make the walk run once per block of rooms. near_ties: video
+    embeddings whose scores differ by about the score table's float32 error."""
     rng = np.random.default_rng(seed)
-    cat, old, new = random_world(rng)
+    cat, old, new = random_world(rng, near_ties=near_ties)
     ex = exposures(
         [
             (int(rng.integers(0, 13)), int(rng.integers(900, 907)), int(rng.integers(0, 9)),
@@ -330,7 +344,7 @@ def test_fast_path_equals_reference(seed, length, cap, table_rooms):
     scorer = None
     if table_rooms is not None:
         room_rows = cat.rooms.rows_of(ex.column("room_id").to_numpy())
-        budget = table_rooms * 6 * (len(cat.short_videos.category) + 1)
+        budget = table_rooms * 2 * (len(cat.short_videos.category) + 1)
         scorer = Scorer(cat, room_rows, budget=budget)
         assert scorer.max_rooms == table_rooms and scorer.rooms is None
     out = extract(old, new, ex, cat, length=length, cap=cap, scorer=scorer)
@@ -423,3 +437,68 @@ def test_sim_low_live_users_get_short_video_sequences(sim):
     live = out.column("live_len").to_numpy()[is_low]
     assert (short > 0).mean() > 0.9 and (topk > 0).mean() > 0.9
     assert short.mean() > 3 * max(live.mean(), 1.0)  # the cross-domain signal they have
+
+
+def topk_with_levels(rng, videos, room, approx, eps, length, n=4000):
+    """(refs, scores) of one window of n random plays through the compiled walk with the
+    levels of ``approx``, and the exact top-L (row, score) by brute force."""
+    from ml.data import gsu_scan
+
+    nv = len(videos)
+    exact = (videos.astype(np.float64) @ room.astype(np.float64)).astype(np.float32)
+    levels = np.concatenate([[0], quantize(approx)]).astype(np.uint16)
+    action = np.where(rng.random(n) < 0.8, SV_PLAY, LV["enter"]).astype(np.int8)
+    emb = rng.integers(-1, nv, n).astype(np.int32)  # -1: a video without an embedding
+    zeros8, author = np.zeros(n, np.int8), np.zeros(n, np.int64)
+    refs = np.full((5, 1, length), -1, np.int64)
+    scores = np.zeros((1, length), np.float32)
+    one = np.array([0], np.int64)
+    codes = np.array([SV_PLAY, LV["enter"], LV["exit"], FLAG_LONG_VIEW], np.int64)
+    gsu_scan.window_refs(
+        action, zeros8, author, emb, action[:0], zeros8[:0], author[:0], emb[:0],
+        one, np.array([n]), one, one, np.array([-1]), one, levels, videos, room[None, :],
+        np.array([eps * (1 + 1e-9)]), codes, one, refs, scores,
+    )  # fmt: skip
+    cand = [i for i in range(n) if action[i] == SV_PLAY and emb[i] >= 0]
+    want = sorted(cand, key=lambda i: (exact[emb[i]], i), reverse=True)[:length]
+    return (
+        (refs[1, 0].tolist(), scores[0].tolist()),
+        (want + [-1] * (length - len(want)), [float(exact[emb[i]]) for i in want]
+         + [0.0] * (length - len(want))),
+    )  # fmt: skip
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(0, 2**31), st.integers(1, 60), st.sampled_from([1e-4, 1e-3, 1e-2]))
+def test_topk_is_exact_for_any_level_table_within_its_error_bound(seed, length, eps):
+    """The pruning contract of ``gsu_scan``: the levels of *any* approximation within
+    ``eps`` of the exact scores give exactly the top-L of the exact scores, ties newer
+    first."""
+    rng = np.random.default_rng(seed)
+    videos = rng.standard_normal((300, 32))
+    videos = (videos / np.linalg.norm(videos, axis=1, keepdims=True)).astype(np.float32)
+    room = rng.standard_normal(32).astype(np.float32)
+    exact = (videos.astype(np.float64) @ room.astype(np.float64)).astype(np.float32)
+    approx = (exact + eps * rng.uniform(-1, 1, len(exact))).astype(np.float32)
+    got, want = topk_with_levels(rng, videos, room, approx, eps, length)
+    assert got == want
+
+
+@pytest.mark.parametrize("eps", [1e-3, 1e-2])
+def test_topk_keeps_the_best_video_when_its_approximation_drops_a_level(eps):
+    """Four videos scoring just under 4.0 (a level boundary); the approximation lifts
+    three over it and drops the best one by eps: the best one's level is then below the
+    L-th largest sampled level, and only the error margin keeps it a survivor."""
+    rng = np.random.default_rng(0)
+    room = rng.standard_normal(32)
+    room = (4.0 * room / np.linalg.norm(room)).astype(np.float32)
+    videos = room / 4.0 + (eps / 8) * rng.standard_normal((4, 32))
+    videos = (videos / np.linalg.norm(videos, axis=1, keepdims=True)).astype(np.float32)
+    exact = (videos.astype(np.float64) @ room.astype(np.float64)).astype(np.float32)
+    assert (exact < 4.0).all() and (exact + eps >= 4.0).all()
+    best = int(np.argmax(exact))
+    approx = np.where(np.arange(4) == best, exact - eps, exact + 0.999 * eps).astype(np.float32)
+    assert quantize(approx)[best] < quantize(approx).max()
+    got, want = topk_with_levels(rng, videos, room, approx, eps, length=20)
+    assert got == want
+    assert got[1] == [float(exact[best])] * 20  # the 20 newest plays of the best video
