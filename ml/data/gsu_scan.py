@@ -1,11 +1,11 @@
 """Compiled kernels of sequence extraction (numba, ``nogil``: two threads use two cores).
 
-One newest-first walk of each exposure's window finds the rows of all five GSUs at once:
-the three "last L matching" GSUs stop counting once full, the author search compares one
-id per row, and the dot-product top-k looks each short-video play up in its room's row of
-the hour's score table (float32, in cache), keeping the best L in a small heap. The walk
-touches only the window's rows — never a pass over the whole shard — so the cost is
-O(window) per exposure with a few nanoseconds a row.
+Per exposure, newest-first walks over its window only — never a pass over the whole
+shard: the three "last L matching" GSUs stop once full, the author search compares one id
+per row, and the dot-product top-k looks each short-video play up in its room's row of
+the hour's table of score levels (uint16, in cache), keeps the few at or above a proven
+lower bound and scores only those exactly (see ``_topk``). Exposures of one room run
+together so its row stays in cache. Cost: O(window) with about a nanosecond a row.
 
 Row references (``ref``) point into the two sources a window spans, as in ``seqindex``:
 ``ref >= 0`` is an old row (history[H-1]), ``ref <= -2`` is new row ``-ref - 2`` (the
