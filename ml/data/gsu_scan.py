@@ -146,8 +146,16 @@ def _topk(
         c = kept
     if c == 0:
         return
+    # Touch every survivor's vector first: independent loads overlap their cache misses
+    # (the 128-byte rows are scattered over the whole embedding table).
+    touched = np.float32(0.0)
+    half = videos.shape[1] // 2
+    for t in range(c):
+        touched += videos[se[t] - 1, 0] + videos[se[t] - 1, half]
     for t in range(c):
         sc[t] = _exact_score(videos[se[t] - 1], room) + np.float32(0.0)  # -0.0 ties 0.0
+    if touched != touched and c < 0:  # never true: keeps the touching loop alive
+        sc[0] = touched
     bits = sc[:c].view(np.int32)
     for t in range(c):
         b = np.int64(bits[t])
