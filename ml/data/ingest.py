@@ -13,17 +13,15 @@ from typing import Literal
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from ml import schema as S
 from ml.data.dedup import deduplicate
 from ml.data.dedup import repeated as repeated  # re-exported: sessions and tests use it
 from ml.data.jsonl import parse_json_lines
 from ml.data.landing import list_event_files, read_event_pieces
+from ml.data.validate import validate_events
 from ml.hours import HOUR_MS, partition_key
 from ml.io.store import Store
-
-_CODE = {r: i + 1 for i, r in enumerate(S.QUARANTINE_REASONS)}
 
 
 @dataclass(frozen=True)
@@ -192,67 +190,6 @@ def ingest_hours(
         prior = res.clean.column("event_id").combine_chunks()
         results.append(res)
     return results
-
-
-def validate_events(
-    table: pa.Table, domain: str, hour_ms: int, known_items: pa.Array | None
-) -> np.ndarray:
-    """Reason code per row (0 = valid), first applicable reason in QUARANTINE_REASONS order."""
-    n = table.num_rows
-    codes = np.zeros(n, np.int8)
-    if n == 0:
-        return codes
-
-    def col(name: str, fill) -> np.ndarray:
-        c = table.column(name)
-        if c.null_count:
-            c = pc.fill_null(c, fill)
-        return c.to_numpy()
-
-    def null(name: str) -> np.ndarray:
-        return pc.is_null(table.column(name)).to_numpy(zero_copy_only=False)
-
-    def mark(reason: str, mask: np.ndarray) -> None:
-        codes[mask & (codes == 0)] = _CODE[reason]
-
-    missing = np.zeros(n, bool)
-    for name in S.ID_FIELDS:
-        missing |= null(name)
-        if pa.types.is_string(table.schema.field(name).type):
-            missing |= pc.fill_null(pc.equal(table.column(name), ""), False).to_numpy(
-                zero_copy_only=False
-            )
-    mark("missing_id", missing)
-
-    et_col = table.column("event_type")
-    allowed = pa.array(S.EVENT_TYPES[domain])
-    mark("unknown_event_type", ~pc.is_in(et_col, value_set=allowed).to_numpy(zero_copy_only=False))
-
-    missing_field = np.zeros(n, bool)
-    for etype, fields in S.REQUIRED_BY_TYPE[domain].items():
-        is_type = pc.fill_null(pc.equal(et_col, etype), False).to_numpy(zero_copy_only=False)
-        for name in fields:
-            missing_field |= is_type & null(name)
-    mark("missing_field", missing_field)
-
-    mark("missing_time", null("event_time_ms") | null("report_time_ms"))
-    rt, et = col("report_time_ms", 0), col("event_time_ms", 0)
-    mark("report_time_outside_partition", (rt < hour_ms) | (rt >= hour_ms + HOUR_MS))
-    mark("event_time_absurd", (et < S.MIN_VALID_TIME_MS) | (et < rt - S.MAX_REPORT_DELAY_MS))
-    mark("event_after_report", et > rt + S.CLOCK_SKEW_MS)
-
-    watch, dur, gift = col("watch_ms", 0), col("duration_ms", 0), col("gift_value", 0.0)
-    mark("negative_value", (watch < 0) | (dur < 0) | (gift < 0))
-    mark(
-        "absurd_value",
-        (watch > S.MAX_WATCH_MS) | (dur > S.MAX_DURATION_MS) | ~(gift <= S.MAX_GIFT_VALUE),
-    )
-    if known_items is not None:
-        known = pc.is_in(table.column("item_id"), value_set=known_items).to_numpy(
-            zero_copy_only=False
-        )
-        mark("unknown_item", ~known)
-    return codes
 
 
 def _eid(table: pa.Table, i: int) -> str | None:
