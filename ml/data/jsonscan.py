@@ -21,7 +21,10 @@ from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
-from numba import njit
+from llvmlite import ir
+from numba import njit, types
+from numba.cpython.unsafe.numbers import trailing_zeros
+from numba.extending import intrinsic
 
 OK, FLAGGED, BLANK = 0, 1, 2
 STR, INT, FLT = 0, 1, 2
@@ -52,6 +55,98 @@ def kinds_of(schema: pa.Schema) -> np.ndarray | None:
     return np.array(kinds, np.int8)
 
 
+@intrinsic
+def _load8(typingctx, arr, i):
+    """Eight bytes of a uint8 array from index i as one little-endian uint64 (unaligned
+    load; the caller keeps i + 8 within the array)."""
+
+    def codegen(context, builder, sig, args):
+        data = context.make_array(sig.args[0])(context, builder, args[0]).data
+        ptr = builder.bitcast(builder.gep(data, [args[1]]), ir.IntType(64).as_pointer())
+        return builder.load(ptr, align=1)
+
+    return types.uint64(arr, types.intp), codegen
+
+
+@intrinsic
+def _store8(typingctx, arr, i, v):
+    """Store a uint64 into a uint8 array at index i (unaligned; i + 8 within the array)."""
+
+    def codegen(context, builder, sig, args):
+        data = context.make_array(sig.args[0])(context, builder, args[0]).data
+        ptr = builder.bitcast(builder.gep(data, [args[1]]), ir.IntType(64).as_pointer())
+        builder.store(args[2], ptr, align=1)
+        return context.get_dummy_value()
+
+    return types.void(arr, types.intp, types.uint64), codegen
+
+
+# Byte-parallel (SWAR) constants: eight bytes of a line are classified in one step.
+_HIGH = np.uint64(0x8080808080808080)
+_LOW7 = np.uint64(0x7F7F7F7F7F7F7F7F)
+_ONES = np.uint64(0x0101010101010101)
+_ZEROS = np.uint64(0x3030303030303030)  # '0' x 8
+_ABOVE_9 = np.uint64(0x4646464646464646)  # + this sets the high bit of bytes > '9'
+_FROM_0 = np.uint64(0x5050505050505050)  # + this sets the high bit of bytes >= '0'
+_QUOTES = np.uint64(0x2222222222222222)
+_BACKSLASHES = np.uint64(0x5C5C5C5C5C5C5C5C)
+_SPACES = np.uint64(0x2020202020202020)
+_U10 = np.array([10**k for k in range(9)], np.uint64)
+
+
+@njit(nogil=True, cache=True, inline="always")
+def _first(mask):
+    """Index of the first flagged byte (high bit set) of a SWAR mask, 8 if none."""
+    return 8 if mask == 0 else np.int64(trailing_zeros(mask)) >> 3
+
+
+@njit(nogil=True, cache=True, inline="always")
+def _digits(buf, p, hi, m, nd):
+    """Accumulate the decimal digits at buf[p:] into m (uint64), eight at a time;
+    stops at a non-digit or once more than 19 digits are read (then m is garbage)."""
+    while nd <= 19:
+        if p + 8 > hi:  # the last bytes of the range: one at a time
+            while p < hi and 48 <= buf[p] <= 57 and nd <= 19:
+                m = m * np.uint64(10) + np.uint64(buf[p] - 48)
+                p += 1
+                nd += 1
+            return p, m, nd
+        x = _load8(buf, p)
+        low = x & _LOW7
+        k = _first((~(low + _FROM_0) | (low + _ABOVE_9) | x) & _HIGH)
+        if k == 0:
+            return p, m, nd
+        # The k digits to the top bytes (leading zeros below), then pairwise combined.
+        v = (x - _ZEROS) << np.uint64(8 * (8 - k))
+        v = ((v & np.uint64(0x0F0F0F0F0F0F0F0F)) * np.uint64(2561)) >> np.uint64(8)
+        v = ((v & np.uint64(0x00FF00FF00FF00FF)) * np.uint64(6553601)) >> np.uint64(16)
+        v = ((v & np.uint64(0x0000FFFF0000FFFF)) * np.uint64(42949672960001)) >> np.uint64(32)
+        m = m * _U10[k] + v
+        p += k
+        nd += k
+        if k < 8:
+            return p, m, nd
+    return p, m, nd
+
+
+def _key_words(schema: pa.Schema) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per field, its name and closing quote as up to 4 masked little-endian words, so a
+    predicted key is checked 8 bytes at a time (longer names use the byte loop)."""
+    words = np.zeros((len(schema), 4), np.uint64)
+    masks = np.zeros((len(schema), 4), np.uint64)
+    count = np.zeros(len(schema), np.int64)
+    for j, f in enumerate(schema):
+        pattern = f.name.encode() + b'"'
+        if len(pattern) > 32:
+            continue
+        count[j] = -(-len(pattern) // 8)
+        for k in range(count[j]):
+            part = pattern[8 * k : 8 * k + 8]
+            words[j, k] = int.from_bytes(part, "little")
+            masks[j, k] = (1 << (8 * len(part))) - 1
+    return words, masks, count
+
+
 @njit(nogil=True, cache=True, inline="always")
 def _ws(c):
     # JSON whitespace inside a line ('\n' ends the line, so it is not skipped).
@@ -73,7 +168,10 @@ def _find_key(buf, ks, klen, names, name_off):
 
 
 @njit(nogil=True, cache=True)
-def _scan(buf, lo, hi, names, name_off, kinds, slots, n_str, n_int, n_flt, pow10, plain):
+def _scan(
+    buf, lo, hi, names, name_off, kword, kmask, kcount, kinds, slots, n_str, n_int, n_flt,
+    pow10, plain,
+):  # fmt: skip
     """Decode lines of buf[lo:hi] (lo at a line start). Returns the line bounds and
     status per line, and per OK line (rows, in line order) the column buffers."""
     n_nl = 0
@@ -88,7 +186,8 @@ def _scan(buf, lo, hi, names, name_off, kinds, slots, n_str, n_int, n_flt, pow10
     ints = np.empty((max(n_int, 1), cap), np.int64)
     flts = np.empty((max(n_flt, 1), cap), np.float64)
     soff = np.empty((max(n_str, 1), cap + 1), np.int32)
-    sdata = np.empty((max(n_str, 1), max(hi - lo, 1)), np.uint8)
+    width = hi - lo + 8  # per string column; 8 bytes of slack for whole-word stores
+    sdata = np.empty(max(n_str, 1) * width, np.uint8)
     valid = np.zeros((nf, cap // 8 + 1), np.uint8)
     nulls = np.zeros(nf, np.int64)
     send = np.zeros(max(n_str, 1), np.int32)  # tentative string ends of the current line
@@ -121,9 +220,12 @@ def _scan(buf, lo, hi, names, name_off, kinds, slots, n_str, n_int, n_flt, pow10
                 f = nxt[prev]
                 n = name_off[f + 1] - name_off[f]
                 p = ks
-                if ks + n < hi and buf[ks + n] == 34:
-                    while p < ks + n and buf[p] == names[name_off[f] + p - ks]:
-                        p += 1
+                if kcount[f] and ks + 8 * kcount[f] <= hi:
+                    for k in range(kcount[f]):
+                        if _load8(buf, ks + 8 * k) & kmask[f, k] != kword[f, k]:
+                            break
+                    else:
+                        p = ks + n
                 if p != ks + n or p == ks:
                     p = ks
                     while p < hi and plain[buf[p]]:
@@ -158,10 +260,24 @@ def _scan(buf, lo, hi, names, name_off, kinds, slots, n_str, n_int, n_flt, pow10
                         break
                     p += 1
                     w = soff[s, row]
-                    while p < hi and plain[buf[p]]:  # copied as scanned: one pass
-                        sdata[s, w] = buf[p]
-                        w += 1
-                        p += 1
+                    base = s * width
+                    while p + 8 <= hi:  # copied as scanned, eight bytes at a time
+                        x = _load8(buf, p)
+                        q, b = x ^ _QUOTES, x ^ _BACKSLASHES
+                        k = _first(
+                            (((q - _ONES) & ~q) | ((b - _ONES) & ~b) | ((x - _SPACES) & ~x) | x)
+                            & _HIGH
+                        )  # the first '"', '\\', control or non-ASCII byte
+                        _store8(sdata, base + w, x)
+                        w += k
+                        p += k
+                        if k < 8:
+                            break
+                    else:
+                        while p < hi and plain[buf[p]]:
+                            sdata[base + w] = buf[p]
+                            w += 1
+                            p += 1
                     if p == hi or buf[p] != 34:
                         break
                     send[s] = w
@@ -172,13 +288,7 @@ def _scan(buf, lo, hi, names, name_off, kinds, slots, n_str, n_int, n_flt, pow10
                     if neg:
                         p += 1
                     ds = p
-                    m = np.uint64(0)
-                    while p < hi and 48 <= buf[p] <= 57:
-                        m = m * np.uint64(10) + np.uint64(buf[p] - 48)
-                        p += 1
-                        if p - ds > 19:
-                            break
-                    nd = p - ds
+                    p, m, nd = _digits(buf, p, hi, np.uint64(0), 0)
                     if nd == 0 or nd > 19 or (buf[ds] == 48 and nd > 1):
                         break  # no digits, too many, or a leading zero (invalid JSON)
                     isfrac = p < hi and (buf[p] == 46 or buf[p] == 101 or buf[p] == 69)
@@ -192,10 +302,7 @@ def _scan(buf, lo, hi, names, name_off, kinds, slots, n_str, n_int, n_flt, pow10
                         if p < hi and buf[p] == 46:  # '.': fraction digits
                             p += 1
                             fs = p
-                            while p < hi and 48 <= buf[p] <= 57 and nd <= 19:
-                                m = m * np.uint64(10) + np.uint64(buf[p] - 48)
-                                p += 1
-                                nd += 1
+                            p, m, nd = _digits(buf, p, hi, m, nd)
                             if p == fs or nd > 19:
                                 break
                             e = -(p - fs)
@@ -262,7 +369,7 @@ def _scan(buf, lo, hi, names, name_off, kinds, slots, n_str, n_int, n_flt, pow10
             row += 1
         line += 1
         p += 1  # past the newline
-    return line, starts, ends, status, row, row_line, ints, flts, soff, sdata, valid, nulls
+    return line, starts, ends, status, row, row_line, ints, flts, soff, sdata, width, valid, nulls
 
 
 @dataclass
@@ -283,6 +390,7 @@ class Scanner:
         encoded = [f.name.encode() for f in schema]
         self.names = np.frombuffer(b"".join(encoded), np.uint8)
         self.name_off = np.cumsum([0] + [len(n) for n in encoded]).astype(np.int64)
+        self.key_words = _key_words(schema)
         self.slots = np.zeros(len(kinds), np.int64)
         self.counts = [0, 0, 0]
         for j, k in enumerate(kinds):
@@ -292,12 +400,12 @@ class Scanner:
     def _run(self, buf: np.ndarray, lo: int, hi: int):
         n_str, n_int, n_flt = self.counts
         return _scan(
-            buf, lo, hi, self.names, self.name_off, self.kinds, self.slots,
+            buf, lo, hi, self.names, self.name_off, *self.key_words, self.kinds, self.slots,
             n_str, n_int, n_flt, _POW10, _PLAIN,
         )  # fmt: skip
 
     def _batch(self, out) -> pa.RecordBatch:
-        _, _, _, _, rows, _, ints, flts, soff, sdata, valid, nulls = out
+        _, _, _, _, rows, _, ints, flts, soff, sdata, width, valid, nulls = out
         arrays = []
         nbytes = (rows + 7) // 8
         for j, f in enumerate(self.schema):
@@ -305,7 +413,11 @@ class Scanner:
             vbuf = pa.py_buffer(valid[j, :nbytes]) if nulls[j] else None
             if k == STR:
                 end = int(soff[s, rows])
-                bufs = [vbuf, pa.py_buffer(soff[s, : rows + 1]), pa.py_buffer(sdata[s, :end])]
+                bufs = [
+                    vbuf,
+                    pa.py_buffer(soff[s, : rows + 1]),
+                    pa.py_buffer(sdata[s * width : s * width + end]),
+                ]
             elif k == INT:
                 bufs = [vbuf, pa.py_buffer(ints[s, :rows])]
             else:

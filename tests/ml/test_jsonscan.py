@@ -49,7 +49,7 @@ def assert_same(data: bytes) -> None:
 
 # ---- random lines ---------------------------------------------------------------------
 ws = st.sampled_from(["", "", "", " ", "\t", "  ", "\r"])
-plain_text = st.text(st.characters(min_codepoint=32, max_codepoint=126), max_size=12)
+plain_text = st.text(st.characters(min_codepoint=32, max_codepoint=126), max_size=40)
 odd_text = st.text(max_size=6)  # any code point: escapes, non-ASCII, surrogates
 ints = st.one_of(
     st.integers(-(10**6), 10**13),
