@@ -34,7 +34,7 @@ def deduplicate(
     dups: list[tuple[int, str, int]] = []
     if len(valid) == 0:
         return valid, dups
-    ids = table.column("event_id")
+    ids = table.column("event_id").combine_chunks()  # takes from many chunks are slow
     if len(valid) < table.num_rows:
         ids = ids.take(pa.array(valid))
     drop = np.zeros(len(valid), bool)
@@ -53,7 +53,7 @@ def deduplicate(
             drop[hit] = True
     multi = np.flatnonzero(repeated(ids) & ~drop)
     if len(multi):
-        codes = pc.dictionary_encode(ids.take(pa.array(multi))).combine_chunks().indices
+        codes = pc.dictionary_encode(ids.take(pa.array(multi))).indices
         codes = codes.to_numpy(zero_copy_only=False)
         rt = table.column("report_time_ms").to_numpy()[valid[multi]]
         order = np.lexsort((row_line[valid[multi]], row_file[valid[multi]], rt, codes))
