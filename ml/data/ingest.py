@@ -12,17 +12,16 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from ml import schema as S
+from ml.data.dedup import deduplicate
+from ml.data.dedup import repeated as repeated  # re-exported: sessions and tests use it
 from ml.data.jsonl import parse_json_lines
 from ml.data.landing import list_event_files, read_event_pieces
+from ml.data.validate import validate_events
 from ml.hours import HOUR_MS, partition_key
 from ml.io.store import Store
-
-_CODE = {r: i + 1 for i, r in enumerate(S.QUARANTINE_REASONS)}
 
 
 @dataclass(frozen=True)
@@ -150,9 +149,15 @@ def ingest_hour(
         q.add(rf[i], rl[i], reason, f"event_id already delivered in {where}", _eid(table, i))
 
     if len(keep) < table.num_rows:
-        mask = np.zeros(table.num_rows, bool)
-        mask[keep] = True
-        clean = table.filter(pa.array(mask))
+        # Few rows go (duplicates, bad rows): the runs of kept rows as zero-copy slices,
+        # instead of copying every column of the hour.
+        brk = np.flatnonzero(np.diff(keep) != 1)
+        first = np.concatenate((keep[:1], keep[brk + 1]))
+        last = np.concatenate((keep[brk], keep[-1:]))
+        clean = pa.concat_tables(
+            [table.slice(a, b + 1 - a) for a, b in zip(first, last, strict=True)]
+            or [table.schema.empty_table()]
+        )
     else:
         clean = table
     rt = clean.column("report_time_ms").to_numpy()
@@ -191,158 +196,6 @@ def ingest_hours(
         prior = res.clean.column("event_id").combine_chunks()
         results.append(res)
     return results
-
-
-def validate_events(
-    table: pa.Table, domain: str, hour_ms: int, known_items: pa.Array | None
-) -> np.ndarray:
-    """Reason code per row (0 = valid), first applicable reason in QUARANTINE_REASONS order."""
-    n = table.num_rows
-    codes = np.zeros(n, np.int8)
-    if n == 0:
-        return codes
-
-    def col(name: str, fill) -> np.ndarray:
-        c = table.column(name)
-        if c.null_count:
-            c = pc.fill_null(c, fill)
-        return c.to_numpy()
-
-    def null(name: str) -> np.ndarray:
-        return pc.is_null(table.column(name)).to_numpy(zero_copy_only=False)
-
-    def mark(reason: str, mask: np.ndarray) -> None:
-        codes[mask & (codes == 0)] = _CODE[reason]
-
-    missing = np.zeros(n, bool)
-    for name in S.ID_FIELDS:
-        missing |= null(name)
-        if pa.types.is_string(table.schema.field(name).type):
-            missing |= pc.fill_null(pc.equal(table.column(name), ""), False).to_numpy(
-                zero_copy_only=False
-            )
-    mark("missing_id", missing)
-
-    et_col = table.column("event_type")
-    allowed = pa.array(S.EVENT_TYPES[domain])
-    mark("unknown_event_type", ~pc.is_in(et_col, value_set=allowed).to_numpy(zero_copy_only=False))
-
-    missing_field = np.zeros(n, bool)
-    for etype, fields in S.REQUIRED_BY_TYPE[domain].items():
-        is_type = pc.fill_null(pc.equal(et_col, etype), False).to_numpy(zero_copy_only=False)
-        for name in fields:
-            missing_field |= is_type & null(name)
-    mark("missing_field", missing_field)
-
-    mark("missing_time", null("event_time_ms") | null("report_time_ms"))
-    rt, et = col("report_time_ms", 0), col("event_time_ms", 0)
-    mark("report_time_outside_partition", (rt < hour_ms) | (rt >= hour_ms + HOUR_MS))
-    mark("event_time_absurd", (et < S.MIN_VALID_TIME_MS) | (et < rt - S.MAX_REPORT_DELAY_MS))
-    mark("event_after_report", et > rt + S.CLOCK_SKEW_MS)
-
-    watch, dur, gift = col("watch_ms", 0), col("duration_ms", 0), col("gift_value", 0.0)
-    mark("negative_value", (watch < 0) | (dur < 0) | (gift < 0))
-    mark(
-        "absurd_value",
-        (watch > S.MAX_WATCH_MS) | (dur > S.MAX_DURATION_MS) | ~(gift <= S.MAX_GIFT_VALUE),
-    )
-    if known_items is not None:
-        known = pc.is_in(table.column("item_id"), value_set=known_items).to_numpy(
-            zero_copy_only=False
-        )
-        mark("unknown_item", ~known)
-    return codes
-
-
-def deduplicate(
-    table: pa.Table,
-    valid: np.ndarray,
-    row_file: np.ndarray,
-    row_line: np.ndarray,
-    prior_event_ids: pa.Array | None,
-    hour_ms: int,
-) -> tuple[np.ndarray, list[tuple[int, str, int]]]:
-    """Keep the earliest-reported delivery of each event_id among ``valid`` rows.
-
-    Returns (kept row indices in input order, [(row, reason, kept row or -1 for prior)]).
-    Ties on report time go to the earlier file and line, so the choice is deterministic.
-    """
-    dups: list[tuple[int, str, int]] = []
-    if len(valid) == 0:
-        return valid, dups
-    ids = table.column("event_id")
-    if len(valid) < table.num_rows:
-        ids = ids.take(pa.array(valid))
-    drop = np.zeros(len(valid), bool)
-    if prior_event_ids is not None and len(prior_event_ids):
-        # An event first delivered in the previous hour happened before this hour began
-        # (event time <= its first report time < hour start, up to clock skew), so only
-        # those rows can be cross-hour re-deliveries: probe the prior ids with them.
-        et = table.column("event_time_ms").to_numpy()[valid]
-        cand = np.flatnonzero(et < hour_ms + S.CLOCK_SKEW_MS)
-        if len(cand):
-            cand_ids = ids.take(pa.array(cand))
-            seen = pc.filter(prior_event_ids, pc.is_in(prior_event_ids, value_set=cand_ids))
-            hit = cand[pc.is_in(cand_ids, value_set=seen).to_numpy(zero_copy_only=False)]
-            for j in hit:
-                dups.append((int(valid[j]), "duplicate_prior_hour", -1))
-            drop[hit] = True
-    multi = np.flatnonzero(repeated(ids) & ~drop)
-    if len(multi):
-        codes = pc.dictionary_encode(ids.take(pa.array(multi))).combine_chunks().indices
-        codes = codes.to_numpy(zero_copy_only=False)
-        rt = table.column("report_time_ms").to_numpy()[valid[multi]]
-        order = np.lexsort((row_line[valid[multi]], row_file[valid[multi]], rt, codes))
-        sorted_rows = multi[order]
-        sorted_codes = codes[order]
-        first = np.ones(len(sorted_rows), bool)
-        first[1:] = sorted_codes[1:] != sorted_codes[:-1]
-        kept_of_group = sorted_rows[
-            np.maximum.accumulate(np.where(first, np.arange(len(first)), 0))
-        ]
-        for j, k, is_first in zip(sorted_rows, kept_of_group, first, strict=True):
-            if not is_first:
-                drop[j] = True
-                dups.append((int(valid[j]), "duplicate", int(valid[k])))
-    dups.sort()
-    return valid[~drop], dups
-
-
-def repeated(ids: pa.ChunkedArray | pa.Array) -> np.ndarray:
-    """bool per row: does this id occur more than once? (exact)
-
-    Hashing every id into a dictionary is the costliest step of ingestion, so ids of one
-    fixed width (the usual generated ids) are first hashed with numpy to a uint64 and only
-    rows whose hash repeats are compared exactly.
-    """
-    arr = ids.combine_chunks() if isinstance(ids, pa.ChunkedArray) else ids
-    n = len(arr)
-    if n == 0:
-        return np.zeros(0, bool)
-    if arr.null_count == 0 and pa.types.is_string(arr.type):
-        off = np.frombuffer(arr.buffers()[1], np.int32)[arr.offset : arr.offset + n + 1]
-        width = int(off[1] - off[0])
-        if 0 < width <= 64 and off[-1] - off[0] == n * width and np.all(np.diff(off) == width):
-            data = np.frombuffer(arr.buffers()[2], np.uint8)[off[0] : off[-1]].reshape(n, width)
-            # FNV-style over the byte columns (a strided view, no copy); collisions only
-            # cost an exact re-check below.
-            h = np.zeros(n, np.uint64)
-            prime = np.uint64(0x100000001B3)
-            with np.errstate(over="ignore"):
-                for k in range(width):
-                    h = (h ^ data[:, k]) * prime
-            cand = np.flatnonzero(pd.Series(h).duplicated(keep=False).to_numpy())
-            out = np.zeros(n, bool)
-            if len(cand):
-                out[cand] = _repeated_exact(arr.take(pa.array(cand)))
-            return out
-    return _repeated_exact(arr)
-
-
-def _repeated_exact(arr: pa.Array) -> np.ndarray:
-    vc = pc.value_counts(arr)
-    dup_values = pc.filter(vc.field("values"), pc.greater(vc.field("counts"), 1))
-    return pc.is_in(arr, value_set=dup_values).to_numpy(zero_copy_only=False)
 
 
 def _eid(table: pa.Table, i: int) -> str | None:

@@ -1,13 +1,19 @@
 """Fast, loss-free JSON Lines parsing: every line becomes a typed row or a reason.
 
-pyarrow's JSON reader is fast but all-or-nothing: one bad line fails the whole block,
-and it silently skips blank lines. So:
+pyarrow's JSON reader is all-or-nothing: one bad line fails the whole block, and it
+silently skips blank lines. The reference algorithm (``fast=False``) is:
 
 1. clean file (the common case): one multi-threaded ``pyarrow.json.read_json`` over the
    whole buffer; row i is line i (verified by count);
 2. otherwise: parse chunks of lines; a failing chunk is bisected until the bad lines are
    isolated, and each isolated line is classified in Python (malformed JSON vs wrong
    type). Cost grows with the number of bad lines, not with the file.
+
+The default path gets the same result faster: a compiled decoder (``ml.data.jsonscan``)
+types every plain line of a flat schema itself and flags the rest; only flagged lines
+are given to pyarrow, following the reference's steps and chunk layout exactly. Lines the
+decoder accepts are lines pyarrow accepts with the same values, so a chunk of the
+reference fails exactly when its flagged lines fail, and the outcome is the same.
 """
 
 from __future__ import annotations
@@ -21,8 +27,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.json as pj
 
+from ml.data.jsonscan import BLANK, FLAGGED, Scanned, Scanner, kinds_of
+
 _WS = b" \t\r\n"
 _CHUNK_LINES = 512
+_BLOCK = 1 << 22
 _LEAF_LINES = 16  # below this, judging lines in Python beats more pyarrow calls
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 
@@ -74,14 +83,131 @@ def blank_lines(data: bytes, starts: np.ndarray, ends: np.ndarray) -> np.ndarray
     return np.union1d(np.flatnonzero(empty), np.asarray(ws_only, np.int64)).astype(np.int64)
 
 
-def parse_json_lines(data: bytes, schema: pa.Schema) -> ParsedLines:
-    """Parse ``data`` (UTF-8 JSON Lines) against ``schema``; never raises on content."""
+def not_objects(data: bytes, starts: np.ndarray, ends: np.ndarray, lines: np.ndarray) -> np.ndarray:
+    """The non-blank ``lines`` whose first non-blank byte is not '{' (not JSON objects).
+
+    Such lines never reach pyarrow: classify_line rejects them all, and pyarrow 26
+    crashes (SIGSEGV, apache/arrow#47409) on a buffer starting with a top-level ``null``
+    while taking a later ``null`` line for a row of nulls."""
+    arr = np.frombuffer(data, np.uint8)
+    lines = lines[ends[lines] > starts[lines]]
+    first = arr[starts[lines]]
+    out = lines[first != ord("{")]
+    padded = out[np.isin(first[first != ord("{")], np.frombuffer(_WS, np.uint8))]
+    fine = [i for i in padded if data[starts[i] : ends[i]].lstrip(_WS)[:1] in (b"{", b"")]
+    return np.setdiff1d(out, np.asarray(fine, np.int64), assume_unique=True)
+
+
+def parse_json_lines(data: bytes, schema: pa.Schema, *, fast: bool = True) -> ParsedLines:
+    """Parse ``data`` (UTF-8 JSON Lines) against ``schema``; never raises on content.
+
+    fast=False runs the pure pyarrow reference algorithm (same result, slower)."""
+    scanner = _scanner(schema) if fast else None
+    if scanner is None:
+        return _parse_reference(data, schema)
+    return _finish(data, schema, scanner.scan(data))
+
+
+_SCANNERS: dict[pa.Schema, Scanner | None] = {}
+
+
+def _scanner(schema: pa.Schema) -> Scanner | None:
+    if schema not in _SCANNERS:
+        kinds = kinds_of(schema)
+        _SCANNERS[schema] = None if kinds is None else Scanner(schema, kinds)
+    return _SCANNERS[schema]
+
+
+def _finish(data: bytes, schema: pa.Schema, s: Scanned) -> ParsedLines:
+    """The reference algorithm's steps, with pyarrow reading only the flagged lines."""
+    starts, ends, status = s.starts, s.ends, s.status
+    flagged = status == FLAGGED
+    blank = np.flatnonzero(status == BLANK)
+    todo = np.flatnonzero(flagged)
+    if len(todo) == 0 and len(blank) == 0:
+        return ParsedLines(s.table, s.row_line, starts, ends)
+    extra: list[tuple[np.ndarray, pa.Table]] = []
+    bad: list[tuple[int, str, str]] = []
+    if len(blank) == 0 and not len(not_objects(data, starts, ends, todo)):
+        # step 1: the whole buffer parses iff its flagged lines do
+        table = _try_read(_join_lines(data, starts, ends, todo), schema, len(todo), threads=True)
+        if table is not None:
+            return _merged(s, [(todo, table)], bad)
+    bad = [(int(i), "empty_line", "blank or whitespace-only line") for i in blank]
+    keep = status != BLANK
+    # The structural pre-screen: decoded lines are objects of the schema's types, which
+    # classify_line accepts, so only flagged lines can be set aside here.
+    arr = np.frombuffer(data, np.uint8)
+    suspect = todo[(arr[starts[todo]] != ord("{")) | (arr[ends[todo] - 1] != ord("}"))]
+    for i in suspect:
+        verdict = classify_line(data[starts[i] : ends[i]], schema)
+        if verdict is not None:
+            bad.append((int(i), *verdict))
+            keep[i] = False
+    lines = np.flatnonzero(keep)
+    todo = lines[flagged[lines]]
+    if len(todo) == 0:  # the rest is decoded: the reference's read of it succeeds
+        return _merged(s, extra, bad)
+    table = _try_read(_join_lines(data, starts, ends, todo), schema, len(todo), threads=True)
+    if table is not None:
+        extra.append((todo, table))
+    else:
+        got, rejected = _bisect_like_reference(data, schema, starts, ends, lines, flagged, todo)
+        extra.extend(got)
+        bad.extend(rejected)
+    return _merged(s, extra, bad)
+
+
+def _bisect_like_reference(data, schema, starts, ends, lines, flagged, todo):
+    """The reference's chunking and bisection (``_parse_part``), decided without reading
+    chunks: pyarrow reads a group of lines iff it reads each line on its own, so one read
+    per flagged line tells which parts of the reference's search would parse."""
+    one = {int(i): _try_read(data[starts[i] : ends[i]], schema, 1, threads=False) for i in todo}
+    got: list[tuple[np.ndarray, pa.Table]] = []
+    bad: list[tuple[int, str, str]] = []
+    for c in range(0, len(lines), _CHUNK_LINES):
+        stack = [lines[c : c + _CHUNK_LINES]]
+        while stack:
+            part = stack.pop()
+            fl = part[flagged[part]]
+            if all(one[int(i)] is not None for i in fl):
+                got.extend((np.array([i], np.int64), one[int(i)]) for i in fl)
+            elif len(part) <= _LEAF_LINES:
+                for i in fl:
+                    verdict = classify_line(data[starts[i] : ends[i]], schema)
+                    if verdict is None and one[int(i)] is not None:
+                        got.append((np.array([i], np.int64), one[int(i)]))
+                        continue
+                    if verdict is None:
+                        verdict = ("malformed_json", "rejected by the JSON reader (invalid text)")
+                    bad.append((int(i), *verdict))
+            else:
+                mid = len(part) // 2
+                stack.append(part[mid:])
+                stack.append(part[:mid])
+    return got, bad
+
+
+def _merged(s: Scanned, extra: list[tuple[np.ndarray, pa.Table]], bad: list) -> ParsedLines:
+    """Decoded rows and pyarrow's rows of flagged lines, in line order."""
+    extra = [(ix, t) for ix, t in extra if len(ix)]
+    table, row_line = s.table, s.row_line
+    if extra:
+        row_line = np.concatenate([row_line] + [ix for ix, _ in extra])
+        order = np.argsort(row_line, kind="stable")
+        table = pa.concat_tables([table] + [t for _, t in extra]).take(pa.array(order))
+        row_line = row_line[order]
+    bad.sort()
+    return ParsedLines(table, row_line, s.starts, s.ends, bad)
+
+
+def _parse_reference(data: bytes, schema: pa.Schema) -> ParsedLines:
     starts, ends = line_bounds(data)
     n_lines = len(starts)
     if n_lines == 0:
         return ParsedLines(schema.empty_table(), np.zeros(0, np.int64), starts, ends)
     blank = blank_lines(data, starts, ends)
-    if len(blank) == 0:
+    if len(blank) == 0 and not len(not_objects(data, starts, ends, np.arange(n_lines))):
         # Rows == lines and no blank line: row i is line i (a line holding two objects
         # would make rows > lines and take the slow path).
         table = _try_read(data, schema, n_lines, threads=True)
@@ -167,10 +293,13 @@ def _parse_part(data, schema, starts, ends, lines):
 
 
 def _try_read(buf: bytes, schema: pa.Schema, expected_rows: int, threads: bool) -> pa.Table | None:
+    # A buffer shorter than the 4 MiB block is one block whatever the block size, so a
+    # small one gets a small block: most of a small read's cost is allocating the block.
+    block = _BLOCK if len(buf) >= _BLOCK else max(1 << 12, 1 << len(buf).bit_length())
     try:
         table = pj.read_json(
             io.BytesIO(buf),
-            read_options=pj.ReadOptions(use_threads=threads, block_size=1 << 22),
+            read_options=pj.ReadOptions(use_threads=threads, block_size=block),
             parse_options=pj.ParseOptions(
                 explicit_schema=schema, unexpected_field_behavior="ignore"
             ),

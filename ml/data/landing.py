@@ -25,6 +25,7 @@ from ml.hours import landing_dir
 from ml.io.store import StorageError, Store
 
 EVENT_SUFFIXES = (".jsonl.gz", ".jsonl")
+_INFLATE_INPUT = 1 << 20  # compressed bytes per decompress call
 
 
 class MissingLandingHourError(StorageError):
@@ -78,31 +79,36 @@ def inflate(data: bytes, path: str, piece_bytes: int = 32 << 20) -> Iterator[byt
     Raises CorruptFileError when the stream is damaged or truncated; its ``salvaged``
     holds the decoded bytes after the last piece yielded.
     """
-    pending = b""
-    rest = data
-    while rest:
+    # The input is fed in small slices of a memoryview and the output collected in a
+    # list joined once per piece: copying the unconsumed input or the growing output on
+    # every call costs as much as a third of the inflate itself.
+    view = memoryview(data)
+    pos, parts, size = 0, [], 0  # parts: decoded bytes not yet yielded, size bytes in all
+    while pos < len(view):
         d = zlib.decompressobj(wbits=31)
-        buf = rest
-        while True:
+        while not d.eof:
+            chunk = view[pos : pos + _INFLATE_INPUT]  # empty at the end: drains the window
             try:
-                out = d.decompress(buf, piece_bytes)
+                out = d.decompress(chunk, piece_bytes)
             except zlib.error as e:
-                raise CorruptFileError(path, f"gzip stream damaged ({e})", pending) from e
-            buf = d.unconsumed_tail
-            pending += out
-            cut = pending.rfind(b"\n")
-            if len(pending) >= piece_bytes and cut >= 0:
-                yield pending[: cut + 1]
-                pending = pending[cut + 1 :]
-            if d.eof or (not buf and not out):
-                break
-        if not d.eof:
-            raise CorruptFileError(path, "gzip stream truncated (no end of stream)", pending)
-        rest = d.unused_data
-        if rest and not rest.strip(b"\x00"):
+                raise CorruptFileError(path, f"gzip stream damaged ({e})", b"".join(parts)) from e
+            if not chunk and not out:
+                raise CorruptFileError(
+                    path, "gzip stream truncated (no end of stream)", b"".join(parts)
+                )
+            pos += len(chunk) - len(d.unconsumed_tail) - len(d.unused_data)
+            if out:
+                parts.append(out)
+                size += len(out)
+            if size >= piece_bytes and (cut := out.rfind(b"\n")) >= 0:
+                parts[-1] = out[: cut + 1]
+                yield b"".join(parts)
+                parts = [out[cut + 1 :]]
+                size = len(parts[0])
+        if view[pos : pos + 1] == b"\x00" and not bytes(view[pos:]).strip(b"\x00"):
             break  # zero padding after the last member, as some sinks write
-    if pending:
-        yield pending
+    if size:
+        yield b"".join(parts)
 
 
 def gunzip(data: bytes, path: str) -> bytes:

@@ -5,8 +5,11 @@ from __future__ import annotations
 import gzip
 import json
 
+import numpy as np
 import pyarrow as pa
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ml.data.ingest import IngestConfig, ingest_hour
 from ml.data.landing import CorruptFileError, MissingLandingHourError
@@ -216,3 +219,45 @@ def test_inflate_multi_member_and_zero_padding():
     pieces = list(inflate(blob, "x", piece_bytes=1000))
     assert b"".join(pieces) == body and len(pieces) > 50
     assert all(p.endswith(b"\n") for p in pieces)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.text(max_size=4), max_size=300), st.integers(0, 3))
+def test_repeated_matches_value_counts(values, offset):
+    from ml.data.dedup import _repeated_exact, repeated
+
+    arr = pa.array(values, pa.string()).slice(min(offset, len(values)))
+    assert repeated(arr).tolist() == _repeated_exact(arr).tolist()
+    large = pa.array(values, pa.large_string())
+    assert repeated(large).tolist() == _repeated_exact(large).tolist()
+
+
+def test_repeated_over_many_buckets():
+    from ml.data.dedup import _repeated_exact, repeated
+
+    rng = np.random.default_rng(3)
+    arr = pa.array([f"S{x:016d}" for x in rng.integers(0, 400_000, 100_000)])
+    assert np.array_equal(repeated(arr), _repeated_exact(arr))
+
+
+@pytest.mark.parametrize("piece_bytes", [700, 1 << 16, 32 << 20])
+def test_inflate_pieces_and_salvage_add_up_to_the_decoded_prefix(piece_bytes):
+    from ml.data import landing
+
+    body = b"".join(b'{"n": %d, "pad": "%s"}\n' % (i, b"x" * (i % 50)) for i in range(40_000))
+    blob = gzip.compress(body, compresslevel=1, mtime=0)
+    for cut in (len(blob), len(blob) - 9, len(blob) // 3, 30):
+        pieces: list[bytes] = []
+        try:
+            for p in landing.inflate(blob[:cut], "x", piece_bytes=piece_bytes):
+                pieces.append(p)
+            salvaged = b""
+        except CorruptFileError as e:
+            salvaged = e.salvaged
+            assert cut < len(blob)
+        assert all(p.endswith(b"\n") for p in pieces[:-1]) and all(pieces)
+        decoded = b"".join(pieces) + salvaged
+        assert body.startswith(decoded) and (cut < len(blob) or decoded == body)
+    garbage = blob + b"this is certainly not a gzip stream"
+    with pytest.raises(CorruptFileError, match="damaged"):
+        list(landing.inflate(garbage, "x", piece_bytes=piece_bytes))
