@@ -74,7 +74,7 @@ def sequence_hour(
 ) -> Iterator[ShardSequences]:
     """GSU sequences of the hour's exposures, one shard at a time (in shard order)."""
     room_rows = catalog.rooms.rows_of(exposures.column("room_id").to_numpy())
-    scorer = Scorer(catalog, room_rows)  # shared by the shards when it fits its budget
+    scorer = Scorer(catalog, room_rows, threads=threads)  # shared by the shards if it fits
     ex_shard = shard_of(exposures.column("user_id").to_numpy(), n_shards)
     parts = split_shards(new, n_shards)
 

@@ -11,8 +11,11 @@ approximation's error per room, so pruning by level stays exact (see ``gsu_scan.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import numba as nb
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from ml.data.history import Catalog
 
@@ -77,9 +80,14 @@ class Scorer:
     videos), which the exact scores (float64) of the survivors then correct."""
 
     def __init__(
-        self, catalog: Catalog, room_rows: np.ndarray | None = None, budget: int = SCORE_BUDGET
+        self,
+        catalog: Catalog,
+        room_rows: np.ndarray | None = None,
+        budget: int = SCORE_BUDGET,
+        threads: int = 2,
     ):
         self.catalog = catalog
+        self.threads = max(1, threads)
         self.videos = np.ascontiguousarray(catalog.short_videos.embedding, np.float32)
         self.videos_t = np.ascontiguousarray(self.videos.T)
         self.n_videos = len(self.videos)
@@ -98,9 +106,14 @@ class Scorer:
         """Flat uint16 levels of ``rooms`` (catalog rows) against every short video."""
         out = np.zeros((len(rooms), self.width), np.uint16)
         emb = self.room_emb[rooms]
-        for j in range(0, self.n_videos, _VIDEO_BLOCK):
-            block = self.videos_t[:, j : j + _VIDEO_BLOCK]
-            _levels_into(emb @ block, out, 1 + j)
+
+        def block(j: int) -> None:
+            _levels_into(emb @ self.videos_t[:, j : j + _VIDEO_BLOCK], out, 1 + j)
+
+        # Our threads over video blocks, BLAS single-threaded inside: OpenBLAS's own
+        # workers would spin for a while after the GEMM, on the cores the walks need.
+        with threadpool_limits(limits=1, user_api="blas"), ThreadPoolExecutor(self.threads) as pool:
+            list(pool.map(block, range(0, self.n_videos, _VIDEO_BLOCK)))
         return out.reshape(-1)
 
     def chunks(self, rooms: np.ndarray):
