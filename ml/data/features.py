@@ -62,9 +62,6 @@ def margin_ms() -> int:
     return max(USER_WINDOW_MS, max(WINDOWS.values()) + max(FRESHNESS.values())) + 1
 
 
-_columns = numpy_columns
-
-
 def _select(cols: dict[str, np.ndarray], mask: np.ndarray) -> dict[str, np.ndarray]:
     return {k: v[mask] for k, v in cols.items()}
 
@@ -106,8 +103,8 @@ def exposure_features(
     cols["hour_of_day"] = ((secs // 3600) % 24).astype(np.int8)
     cols["day_of_week"] = (((secs // 86400) + 3) % 7).astype(np.int8)  # 1970-01-01 was a Thursday
 
-    live = _columns(live_events, ["event_type", "item_id", "user_id", "report_time_ms"])
-    sv = _columns(sv_events, SV_COLUMNS)
+    live = numpy_columns(live_events, ["event_type", "item_id", "user_id", "report_time_ms"])
+    sv = numpy_columns(sv_events, SV_COLUMNS)
     since = None if activity is None else activity.since_ms
     if since is not None and len(t0) and int(t0.min()) < since:
         raise ValueError(
