@@ -1,0 +1,103 @@
+"""The top-k's primitives: score levels, segmented search, and the pruning contract of
+the compiled walk (exact for any level table within its error bound)."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ml.data.gsu_topk import quantize
+from ml.data.history import ACTION_CODES, FLAG_LONG_VIEW, SV_PLAY
+from ml.data.seqindex import seg_searchsorted
+
+LV = {t: c for (d, t), c in ACTION_CODES.items() if d == "live"}
+
+
+# ---- primitives -------------------------------------------------------------------------------
+def test_quantize_is_monotone_and_keeps_level_0_free():
+    rng = np.random.default_rng(0)
+    x = np.sort(
+        np.concatenate([rng.standard_normal(5000), [-np.inf, -3e38, -0.0, 0.0, 1e-30, -1e-30]])
+    ).astype(np.float32)
+    q = quantize(x)
+    assert np.all(np.diff(q.astype(np.int64)) >= 0)
+    assert quantize(np.array([-0.0], np.float32))[0] == quantize(np.array([0.0], np.float32))[0]
+    assert q.min() >= 1  # level 0 means "no candidate"
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.integers(0, 50), min_size=0, max_size=200), st.integers(0, 2**31))
+def test_seg_searchsorted(values, seed):
+    rng = np.random.default_rng(seed)
+    v = np.sort(np.array(values, np.int64))
+    lo = rng.integers(0, len(v) + 1, 20)
+    hi = np.maximum(lo, rng.integers(0, len(v) + 1, 20))
+    q = rng.integers(-1, 52, 20)
+    got = seg_searchsorted(v, lo, hi, q)
+    want = [lo[i] + np.searchsorted(v[lo[i] : hi[i]], q[i]) for i in range(20)]
+    assert got.tolist() == want
+
+
+def topk_with_levels(rng, videos, room, approx, eps, length, n=4000):
+    """(refs, scores) of one window of n random plays through the compiled walk with the
+    levels of ``approx``, and the exact top-L (row, score) by brute force."""
+    from ml.data import gsu_scan
+
+    nv = len(videos)
+    exact = (videos.astype(np.float64) @ room.astype(np.float64)).astype(np.float32)
+    levels = np.concatenate([[0], quantize(approx)]).astype(np.uint16)
+    action = np.where(rng.random(n) < 0.8, SV_PLAY, LV["enter"]).astype(np.int8)
+    emb = rng.integers(-1, nv, n).astype(np.int32)  # -1: a video without an embedding
+    zeros8, author = np.zeros(n, np.int8), np.zeros(n, np.int64)
+    refs = np.full((5, 1, length), -1, np.int64)
+    scores = np.zeros((1, length), np.float32)
+    one = np.array([0], np.int64)
+    codes = np.array([SV_PLAY, LV["enter"], LV["exit"], FLAG_LONG_VIEW], np.int64)
+    gsu_scan.window_refs(
+        action, zeros8, author, emb, action[:0], zeros8[:0], author[:0], emb[:0],
+        one, np.array([n]), one, one, np.array([-1]), one, levels, videos, room[None, :],
+        np.array([eps * (1 + 1e-9)]), codes, one, refs, scores,
+    )  # fmt: skip
+    cand = [i for i in range(n) if action[i] == SV_PLAY and emb[i] >= 0]
+    want = sorted(cand, key=lambda i: (exact[emb[i]], i), reverse=True)[:length]
+    return (
+        (refs[1, 0].tolist(), scores[0].tolist()),
+        (want + [-1] * (length - len(want)), [float(exact[emb[i]]) for i in want]
+         + [0.0] * (length - len(want))),
+    )  # fmt: skip
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(0, 2**31), st.integers(1, 60), st.sampled_from([1e-4, 1e-3, 1e-2]))
+def test_topk_is_exact_for_any_level_table_within_its_error_bound(seed, length, eps):
+    """The pruning contract of ``gsu_scan``: the levels of *any* approximation within
+    ``eps`` of the exact scores give exactly the top-L of the exact scores, ties newer
+    first."""
+    rng = np.random.default_rng(seed)
+    videos = rng.standard_normal((300, 32))
+    videos = (videos / np.linalg.norm(videos, axis=1, keepdims=True)).astype(np.float32)
+    room = rng.standard_normal(32).astype(np.float32)
+    exact = (videos.astype(np.float64) @ room.astype(np.float64)).astype(np.float32)
+    approx = (exact + eps * rng.uniform(-1, 1, len(exact))).astype(np.float32)
+    got, want = topk_with_levels(rng, videos, room, approx, eps, length)
+    assert got == want
+
+
+@pytest.mark.parametrize("eps", [1e-3, 1e-2])
+def test_topk_keeps_the_best_video_when_its_approximation_drops_a_level(eps):
+    """Four videos scoring just under 4.0 (a level boundary); the approximation lifts
+    three over it and drops the best one by eps: the best one's level is then below the
+    L-th largest sampled level, and only the error margin keeps it a survivor."""
+    rng = np.random.default_rng(0)
+    room = rng.standard_normal(32)
+    room = (4.0 * room / np.linalg.norm(room)).astype(np.float32)
+    videos = room / 4.0 + (eps / 8) * rng.standard_normal((4, 32))
+    videos = (videos / np.linalg.norm(videos, axis=1, keepdims=True)).astype(np.float32)
+    exact = (videos.astype(np.float64) @ room.astype(np.float64)).astype(np.float32)
+    assert (exact < 4.0).all() and (exact + eps >= 4.0).all()
+    best = int(np.argmax(exact))
+    approx = np.where(np.arange(4) == best, exact - eps, exact + 0.999 * eps).astype(np.float32)
+    assert quantize(approx)[best] < quantize(approx).max()
+    got, want = topk_with_levels(rng, videos, room, approx, eps, length=20)
+    assert got == want
+    assert got[1] == [float(exact[best])] * 20  # the 20 newest plays of the best video
