@@ -1,10 +1,13 @@
-"""Shared helpers of the Dagster-level tests: resources, check outcomes, and running one
-partitioned check against the lake as it is."""
+"""Shared helpers of the Dagster-level tests: resources, check outcomes, running one
+partitioned check against the lake as it is, and breaking a published partition for a while."""
 
 import dagster as dg
+import pyarrow as pa
 
 from assets.definitions import defs
 from assets.partitions import hourly_partitions
+from ml.io.lake import partition_dir
+from ml.io.store import Store, parquet_parts
 from resources.storage import LakeStorage, LandingZone
 
 ASSETS, CHECKS = list(defs.assets), list(defs.asset_checks)
@@ -43,3 +46,21 @@ def run_check(root: str, asset: str, check: str, key: str) -> bool:
         raise_on_error=False,
     )
     return evaluations(r)[f"{asset}:{check}"]
+
+
+def tamper(store: Store, asset: str, key: str, fn):
+    """Republish partition ``key`` of ``asset`` as ``fn(its table)``; returns a function
+    that puts the original files back byte for byte."""
+    rel = partition_dir(asset, key)
+    man = store.manifest(rel)
+    files = {n: store.read_bytes(f"{rel}/{n}") for n in man["files"]}
+    meta = {k: v for k, v in man.items() if k != "files"}
+    store.publish(rel, parquet_parts(fn(store.read_published(rel).combine_chunks())), meta)
+    return lambda: store.publish(rel, files, meta)
+
+
+def set_col(t: pa.Table, name: str, values) -> pa.Table:
+    """``t`` with column ``name`` replaced by ``values`` (cast to its type)."""
+    return t.set_column(
+        t.schema.get_field_index(name), name, pa.array(values, t.schema.field(name).type)
+    )

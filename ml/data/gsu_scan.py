@@ -30,13 +30,13 @@ def _ref(i, is_new):
 
 
 @nb.njit(nogil=True, cache=True)
-def _last_actions(action, lo, hi, a1, a2, is_new, out, count) -> int:
-    """Append rows hi-1 down to lo whose action is a1 or a2 to ``out`` until it is full."""
+def _last_in(col, lo, hi, a, b, is_new, out, count) -> int:
+    """Append rows hi-1 down to lo whose value is a or b to ``out`` until it is full."""
     for i in range(hi - 1, lo - 1, -1):
         if count >= len(out):
             break
-        a = action[i]
-        if a == a1 or a == a2:  # noqa: SIM109 (compiled: no tuple)
+        v = col[i]
+        if v == a or v == b:  # noqa: SIM109 (compiled: no tuple)
             out[count] = _ref(i, is_new)
             count += 1
     return count
@@ -48,17 +48,6 @@ def _last_flagged(flags, lo, hi, bit, is_new, out, count) -> int:
         if count >= len(out):
             break
         if flags[i] & bit:
-            out[count] = _ref(i, is_new)
-            count += 1
-    return count
-
-
-@nb.njit(nogil=True, cache=True)
-def _last_equal(col, lo, hi, value, is_new, out, count) -> int:
-    for i in range(hi - 1, lo - 1, -1):
-        if count >= len(out):
-            break
-        if col[i] == value:
             out[count] = _ref(i, is_new)
             count += 1
     return count
@@ -111,7 +100,7 @@ def _exact_score(video, room) -> np.float32:
 def _topk(
     new_action, new_emb, n0, n1, old_action, old_emb, o0, o1, play, levels, row,
     videos, room, eps, e, refs, top_scores, buf,
-) -> None:  # fmt: skip
+) -> float:  # fmt: skip
     """The exact top-L of one window, best first, ties newer first.
 
     ``levels`` are monotone uint16 levels of approximate scores a, |a - exact| <= eps.
@@ -120,7 +109,8 @@ def _topk(
     a >= floor(T) - 2 eps, i.e. a level >= tau = level(floor(T) - 2 eps). The walk keeps
     those survivors (a few L), the same bound from their own levels cuts them to about
     L, and only these are scored exactly (``videos`` . ``room``) and ranked by one int64
-    key (exact score bits, then survivor order, which is recency)."""
+    key (exact score bits, then survivor order, which is recency). Returns a value the
+    caller keeps (see ``window_refs``) so the compiler cannot drop the touching reads."""
     length = refs.shape[2]
     nn = n1 - n0
     samp, sl, sref, se, keys, sc = buf
@@ -145,17 +135,15 @@ def _topk(
                 kept += 1
         c = kept
     if c == 0:
-        return
+        return 0.0
     # Touch every survivor's vector first: independent loads overlap their cache misses
     # (the 128-byte rows are scattered over the whole embedding table).
-    touched = np.float32(0.0)
+    touched = 0.0
     half = videos.shape[1] // 2
     for t in range(c):
         touched += videos[se[t] - 1, 0] + videos[se[t] - 1, half]
     for t in range(c):
         sc[t] = _exact_score(videos[se[t] - 1], room) + np.float32(0.0)  # -0.0 ties 0.0
-    if touched != touched and c < 0:  # never true: keeps the touching loop alive
-        sc[0] = touched
     bits = sc[:c].view(np.int32)
     for t in range(c):
         b = np.int64(bits[t])
@@ -171,6 +159,7 @@ def _topk(
         t = 0xFFFFFFFF - (top[q] & 0xFFFFFFFF)
         refs[G_TOPK, e, q] = sref[t]
         top_scores[e, q] = sc[t]
+    return touched
 
 
 @nb.njit(nogil=True, cache=True)
@@ -212,7 +201,9 @@ def window_refs(
         np.empty(most, np.int64),
         np.empty(most, np.float32),
     )
-    warm, last_row, width = 0, -2, videos.shape[0] + 1
+    # ``warm`` sums reads made only to bring data into cache; the check at the end keeps
+    # the compiler from removing them.
+    warm, last_row, width = 0.0, -2, videos.shape[0] + 1
     for e in todo:
         n0, n1, o0, o1 = nlo[e], nhi[e], olo[e], ohi[e]
         row = score_row[e]
@@ -222,22 +213,25 @@ def window_refs(
             warm += _touch(levels, row, row + width)
             last_row = row
         out = refs[G_SHORT, e]
-        c = _last_actions(new_action, n0, n1, play, play, True, out, 0)
-        _last_actions(old_action, o0, o1, play, play, False, out, c)
+        c = _last_in(new_action, n0, n1, play, play, True, out, 0)
+        _last_in(old_action, o0, o1, play, play, False, out, c)
         out = refs[G_LIVE, e]
-        c = _last_actions(new_action, n0, n1, enter, exit_, True, out, 0)
-        _last_actions(old_action, o0, o1, enter, exit_, False, out, c)
+        c = _last_in(new_action, n0, n1, enter, exit_, True, out, 0)
+        _last_in(old_action, o0, o1, enter, exit_, False, out, c)
         out = refs[G_LONG, e]
         c = _last_flagged(new_flags, n0, n1, bit, True, out, 0)
         _last_flagged(old_flags, o0, o1, bit, False, out, c)
         out = refs[G_AUTHOR, e]
-        c = _last_equal(new_author, n0, n1, room_author[e], True, out, 0)
-        _last_equal(old_author, o0, o1, room_author[e], False, out, c)
+        a = room_author[e]
+        c = _last_in(new_author, n0, n1, a, a, True, out, 0)
+        _last_in(old_author, o0, o1, a, a, False, out, c)
         if row < 0:
             continue
-        _topk(new_action, new_emb, n0, n1, old_action, old_emb, o0, o1, play, levels, row,
-              videos, room_vecs[e], eps[e], e, refs, top_scores, buf)  # fmt: skip
-    if warm == -(2**62) and len(todo):  # never true; keeps the warming reads
+        warm += _topk(
+            new_action, new_emb, n0, n1, old_action, old_emb, o0, o1, play, levels, row,
+            videos, room_vecs[e], eps[e], e, refs, top_scores, buf,
+        )  # fmt: skip
+    if warm == -1e300 and len(todo):  # never true
         top_scores[todo[0], 0] = 0.0
 
 

@@ -139,11 +139,7 @@ def _finish(data: bytes, schema: pa.Schema, s: Scanned) -> ParsedLines:
     # classify_line accepts, so only flagged lines can be set aside here.
     arr = np.frombuffer(data, np.uint8)
     suspect = todo[(arr[starts[todo]] != ord("{")) | (arr[ends[todo] - 1] != ord("}"))]
-    for i in suspect:
-        verdict = classify_line(data[starts[i] : ends[i]], schema)
-        if verdict is not None:
-            bad.append((int(i), *verdict))
-            keep[i] = False
+    _set_aside(data, schema, starts, ends, suspect, keep, bad)
     lines = np.flatnonzero(keep)
     todo = lines[flagged[lines]]
     if len(todo) == 0:  # the rest is decoded: the reference's read of it succeeds
@@ -201,6 +197,15 @@ def _merged(s: Scanned, extra: list[tuple[np.ndarray, pa.Table]], bad: list) -> 
     return ParsedLines(table, row_line, s.starts, s.ends, bad)
 
 
+def _set_aside(data, schema, starts, ends, suspect, keep, bad) -> None:
+    """Judge each suspect line alone; the bad ones go to ``bad`` and out of ``keep``."""
+    for i in suspect:
+        verdict = classify_line(data[starts[i] : ends[i]], schema)
+        if verdict is not None:
+            bad.append((int(i), *verdict))
+            keep[i] = False
+
+
 def _parse_reference(data: bytes, schema: pa.Schema) -> ParsedLines:
     starts, ends = line_bounds(data)
     n_lines = len(starts)
@@ -225,11 +230,7 @@ def _parse_reference(data: bytes, schema: pa.Schema) -> ParsedLines:
     first[nonempty] = arr[starts[nonempty]]
     last[nonempty] = arr[ends[nonempty] - 1]
     suspect = np.flatnonzero(keep & ((first != ord("{")) | (last != ord("}"))))
-    for i in suspect:
-        verdict = classify_line(data[starts[i] : ends[i]], schema)
-        if verdict is not None:
-            bad.append((int(i), *verdict))
-            keep[i] = False
+    _set_aside(data, schema, starts, ends, suspect, keep, bad)
     lines = np.flatnonzero(keep)
     pieces: list[tuple[np.ndarray, pa.Table]] = []
     table = _try_read(_join_lines(data, starts, ends, lines), schema, len(lines), threads=True)

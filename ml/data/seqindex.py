@@ -15,10 +15,6 @@ import numpy as np
 PAD_REF = -1
 
 
-def new_ref(idx: np.ndarray) -> np.ndarray:
-    return -(idx.astype(np.int64) + 2)
-
-
 def seg_searchsorted(
     values: np.ndarray, lo: np.ndarray, hi: np.ndarray, q: np.ndarray
 ) -> np.ndarray:

@@ -14,9 +14,9 @@ from ml.data.gsu import GSUS, sequence_view
 from ml.data.history import DEFAULT_SHARDS, shard_name
 from ml.hours import HOUR_MS, parse_hour, partition_key
 from ml.io.lake import partition_dir
-from ml.io.store import Store, parquet_parts
+from ml.io.store import Store
 from ml.sim import SimConfig, simulate
-from tests.dagster_helpers import ASSETS, CHECKS, evaluations, resources, run_check
+from tests.dagster_helpers import ASSETS, CHECKS, evaluations, resources, run_check, set_col, tamper
 
 pytestmark = pytest.mark.slow
 UPSTREAM = [n for n in MOMENT_ASSET_NAMES if n != "live_segments"]
@@ -132,26 +132,11 @@ def _set_list(t: pa.Table, name: str, fn) -> pa.Table:
     return t.set_column(t.schema.get_field_index(name), name, new)
 
 
-def _set(t: pa.Table, name: str, values) -> pa.Table:
-    return t.set_column(
-        t.schema.get_field_index(name), name, pa.array(values, t.schema.field(name).type)
-    )
-
-
-def tamper(store, asset, key, fn):
-    rel = partition_dir(asset, key)
-    man = store.manifest(rel)
-    files = {n: store.read_bytes(f"{rel}/{n}") for n in man["files"]}
-    broken = fn(store.read_published(rel).combine_chunks())
-    store.publish(rel, parquet_parts(broken), {k: v for k, v in man.items() if k != "files"})
-    return lambda: store.publish(rel, files, {k: v for k, v in man.items() if k != "files"})
-
-
 @pytest.mark.parametrize(
     "breakage",
     [
         # the evidence: a sequence claims an item reported at t0
-        lambda t: _set(t, "live_max_report_ms", t.column("t0_ms").to_numpy()),
+        lambda t: set_col(t, "live_max_report_ms", t.column("t0_ms").to_numpy()),
         # the items: a future row slipped in (recomputation from the past disagrees)
         lambda t: _set_list(t, "sv_short_item_id", lambda v: v + 1),
     ],

@@ -12,9 +12,17 @@ from ml.data.activity import COUNTERS
 from ml.data.live_hour import label_hour
 from ml.hours import HOUR_MS, parse_hour, partition_key
 from ml.io.lake import partition_dir
-from ml.io.store import Store, parquet_parts
+from ml.io.store import Store
 from ml.sim import SimConfig, simulate
-from tests.dagster_helpers import ASSETS, CHECKS, evaluations, resources, run_check
+from tests.dagster_helpers import (
+    ASSETS,
+    CHECKS,
+    evaluations,
+    resources,
+    run_check,
+    set_col,
+    tamper,
+)
 
 pytestmark = pytest.mark.slow
 HOURLY = MOMENT_ASSET_NAMES
@@ -69,22 +77,6 @@ def test_outcomes_need_their_future_hours(home):
             partition_key=KEYS[1],
             resources=res,
         )
-
-
-def tamper(store, asset, key, fn):
-    rel = partition_dir(asset, key)
-    man = store.manifest(rel)
-    before = store.read_published(rel)
-    store.publish(rel, parquet_parts(fn(before)), {k: v for k, v in man.items() if k != "files"})
-    return lambda: store.publish(
-        rel, parquet_parts(before), {k: v for k, v in man.items() if k != "files"}
-    )
-
-
-def set_col(t: pa.Table, name: str, values) -> pa.Table:
-    return t.set_column(
-        t.schema.get_field_index(name), name, pa.array(values, t.schema.field(name).type)
-    )
 
 
 @pytest.mark.parametrize(
@@ -206,3 +198,18 @@ def test_activity_so_far_continues_from_user_activity(home):
         pc.sum(got.column("user_sv_play_total")).as_py()
         > pc.sum(got.column("user_sv_play_1h")).as_py()
     )
+
+
+def test_missing_activity_snapshot_is_a_clear_failure_and_none_before_the_start(tmp_path):
+    from assets.activity import activity_before, read_activity
+    from assets.partitions import START_MS
+
+    empty = Store(str(tmp_path))
+    with pytest.raises(dg.Failure, match=r"user_activity 2026-01-01-01:00 is not materialized"):
+        activity_before(empty, START_MS + 5 * HOUR_MS)  # needs user_activity[H - 4]
+    with pytest.raises(dg.Failure, match=r"user_activity 2026-01-01-00:00 is not materialized"):
+        read_activity(empty, START_MS)
+    # hours whose snapshot would precede the data: nothing was reported before
+    first = activity_before(empty, START_MS + 3 * HOUR_MS)
+    assert first.table is None and first.since_ms == START_MS
+    assert read_activity(empty, START_MS - HOUR_MS) is None

@@ -333,22 +333,12 @@ def test_fast_path_equals_reference(seed, length, cap, table_rooms, near_ties):
 @pytest.fixture(scope="module")
 def sim(tmp_path_factory):
     from ml.data.history import interactions, to_columns
-    from ml.data.ingest import ingest_hours
     from ml.data.live_hour import label_hour
-    from ml.hours import HOUR_MS, parse_hour
-    from ml.io.store import Store
-    from ml.sim import SimConfig, simulate
+    from ml.hours import HOUR_MS
+    from tests.sim_helpers import H0, simulated_hours
 
-    root = tmp_path_factory.mktemp("gsu_sim")
-    simulate(SimConfig(hours=3, users=4000, seed=11), str(root), progress=False)
-    store = Store(str(root))
-    cat = Catalog.from_tables(
-        store.read_parquet("landing/catalog/short_videos.parquet"),
-        store.read_parquet("landing/catalog/rooms.parquet"),
-    )
-    h0 = parse_hour("2026-01-01-00:00")
-    live = [r.clean for r in ingest_hours(store, "live", h0, 3)]
-    sv = [r.clean for r in ingest_hours(store, "short_video", h0, 3)]
+    sim = simulated_hours(tmp_path_factory.mktemp("gsu_sim"), hours=3, users=4000, seed=11)
+    store, cat, live, sv, h0 = sim.store, sim.catalog, sim.live, sim.sv, H0
     hours = [to_columns(interactions(live[i], sv[i], cat)) for i in range(3)]
     hist = empty_columns()
     for i in range(2):

@@ -272,20 +272,10 @@ def test_columns_roundtrip_and_deterministic_bytes():
 # ---- on simulated logs -----------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def sim_hours(tmp_path_factory):
-    from ml.data.ingest import ingest_hours
-    from ml.hours import parse_hour
-    from ml.sim import SimConfig, simulate
+    from tests.sim_helpers import simulated_hours
 
-    root = tmp_path_factory.mktemp("hist_sim")
-    simulate(SimConfig(hours=3, users=2500, seed=8), str(root), progress=False)
-    store = Store(str(root))
-    cat = Catalog.from_tables(
-        store.read_parquet("landing/catalog/short_videos.parquet"),
-        store.read_parquet("landing/catalog/rooms.parquet"),
-    )
-    h0 = parse_hour("2026-01-01-00:00")
-    live, sv = (ingest_hours(store, d, h0, 3) for d in (S.LIVE, S.SHORT_VIDEO))
-    hours = [(lv.clean, s.clean) for lv, s in zip(live, sv, strict=True)]
+    sim = simulated_hours(tmp_path_factory.mktemp("hist_sim"), hours=3, users=2500, seed=8)
+    cat, hours = sim.catalog, list(zip(sim.live, sim.sv, strict=True))
     return cat, hours
 
 

@@ -10,7 +10,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ml.data.features import ROOM_FEATURES, USER_FEATURES, exposure_features
-from ml.data.ingest import ingest_hours
 from ml.data.labels import (
     FAST_WINDOW_MS,
     SLOW_WINDOW_MS,
@@ -22,8 +21,7 @@ from ml.data.labels import (
 from ml.data.live_hour import label_hour
 from ml.data.sessions import NEVER, TASKS, build_timeline, dedup_events
 from ml.hours import HOUR_MS, parse_hour
-from ml.io.store import Store
-from ml.sim import SimConfig, simulate
+from tests.sim_helpers import simulated_hours
 
 pytestmark = pytest.mark.slow
 H0 = parse_hour("2026-01-01-00:00")
@@ -32,13 +30,8 @@ HOURS = 4
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
-    root = tmp_path_factory.mktemp("livehour")
-    simulate(SimConfig(hours=HOURS, users=30_000, seed=4), str(root), progress=False)
-    store = Store(str(root))
-    rooms = store.read_parquet("landing/catalog/rooms.parquet", ["item_id"]).column(0)
-    vids = store.read_parquet("landing/catalog/short_videos.parquet", ["item_id"]).column(0)
-    live = [r.clean for r in ingest_hours(store, "live", H0, HOURS, known_items=rooms)]
-    sv = [r.clean for r in ingest_hours(store, "short_video", H0, HOURS, known_items=vids)]
+    sim = simulated_hours(tmp_path_factory.mktemp("livehour"), HOURS, 30_000, 4, known_items=True)
+    store, live, sv = sim.store, sim.live, sim.sv
     hours = {
         i: label_hour(
             pa.concat_tables(live[: i + 1]), pa.concat_tables(sv[: i + 1]), H0 + i * HOUR_MS
