@@ -21,7 +21,6 @@ from ml.data.gsu_topk import level_floor, level_of
 
 # Row order of the (5, E, L) refs array: the order of ``gsu.GSUS``.
 G_SHORT, G_TOPK, G_AUTHOR, G_LONG, G_LIVE = range(5)
-SAMPLE = 4  # every 4th row of a window sets the top-k's pruning level
 
 
 @nb.njit(nogil=True, cache=True, inline="always")
@@ -53,17 +52,34 @@ def _last_flagged(flags, lo, hi, bit, is_new, out, count) -> int:
     return count
 
 
-@nb.njit(nogil=True, cache=True)
-def _levels_walk(action, emb, lo, hi, is_new, play, levels, row, tau, sl, sref, se, c):
-    """Append the rows hi-1 .. lo (newest first) whose level is at least ``tau`` to the
-    survivors (level, ref, score column); returns their count."""
-    for i in range(hi - 1, lo - 1, -1):
-        col = emb[i] + 1
-        lev = levels[row + col]
-        if lev >= tau and action[i] == play:
-            sl[c], sref[c], se[c] = lev, _ref(i, is_new), col
+@nb.njit(nogil=True, cache=True, inline="always")
+def _heap_push(h, n, x) -> None:
+    """Add x to the min-heap h[:n] (h[n] is free)."""
+    i = n
+    while i > 0:
+        p = (i - 1) >> 1
+        if h[p] <= x:
+            break
+        h[i] = h[p]
+        i = p
+    h[i] = x
+
+
+@nb.njit(nogil=True, cache=True, inline="always")
+def _heap_replace_min(h, n, x) -> None:
+    """Replace the minimum of the min-heap h[:n] by x (x > h[0])."""
+    i = 0
+    while True:
+        c = 2 * i + 1
+        if c >= n:
+            break
+        if c + 1 < n and h[c + 1] < h[c]:
             c += 1
-    return c
+        if h[c] >= x:
+            break
+        h[i] = h[c]
+        i = c
+    h[i] = x
 
 
 @nb.njit(nogil=True, cache=True)
@@ -76,15 +92,29 @@ def _bound(level, eps) -> np.uint16:
 
 
 @nb.njit(nogil=True, cache=True)
-def _sample_levels(action, emb, lo, hi, k0, play, levels, row, out, ns) -> int:
-    """Levels of the candidates among rows numbered k0, k0 + SAMPLE, ... (newest first)."""
-    for k in range(k0, hi - lo, SAMPLE):
-        i = hi - 1 - k
-        lev = levels[row + emb[i] + 1]
-        if lev > 0 and action[i] == play:
-            out[ns] = lev
-            ns += 1
-    return ns
+def _levels_walk(action, emb, lo, hi, is_new, play, levels, row, eps, state, heap, sl, sref, se):
+    """Rows hi-1 .. lo (newest first): every candidate (a play with an embedding) whose
+    level is at least the running threshold becomes a survivor (level, ref, score
+    column), and the min-heap of the L largest candidate levels so far raises the
+    threshold to ``_bound`` of its minimum. ``state`` = (survivors, heap size, threshold)
+    carries over from the other source."""
+    c, hn, tau = state[0], state[1], state[2]
+    length = len(heap)
+    for i in range(hi - 1, lo - 1, -1):
+        col = emb[i] + 1
+        lev = levels[row + col]
+        if lev >= tau and action[i] == play:
+            sl[c], sref[c], se[c] = lev, _ref(i, is_new), col
+            c += 1
+            if hn < length:
+                _heap_push(heap, hn, lev)
+                hn += 1
+                if hn == length:
+                    tau = _bound(heap[0], eps)
+            elif lev > heap[0]:
+                _heap_replace_min(heap, length, lev)
+                tau = _bound(heap[0], eps)
+    state[0], state[1], state[2] = c, hn, tau
 
 
 @nb.njit(nogil=True, cache=True)
@@ -104,36 +134,28 @@ def _topk(
     """The exact top-L of one window, best first, ties newer first.
 
     ``levels`` are monotone uint16 levels of approximate scores a, |a - exact| <= eps.
-    The L-th largest level T of a sample of the candidates is reached by L candidates,
-    so the L-th best exact score is >= floor(T) - eps and every top-L member has
-    a >= floor(T) - 2 eps, i.e. a level >= tau = level(floor(T) - 2 eps). The walk keeps
-    those survivors (a few L), the same bound from their own levels cuts them to about
+    If L candidates have level >= T, the L-th best exact score is >= floor(T) - eps, so
+    every top-L member has a >= floor(T) - 2 eps, i.e. a level >= level(floor(T) - 2 eps)
+    (``_bound``). One walk keeps every candidate at or above that bound for the L-th
+    largest level seen so far (it only rises, so no member of the final top-L is ever
+    passed over), the bound of the final L-th largest level cuts the survivors to about
     L, and only these are scored exactly (``videos`` . ``room``) and ranked by one int64
     key (exact score bits, then survivor order, which is recency). Returns a value the
     caller keeps (see ``window_refs``) so the compiler cannot drop the touching reads."""
     length = refs.shape[2]
-    nn = n1 - n0
-    samp, sl, sref, se, keys, sc = buf
-    ns = _sample_levels(new_action, new_emb, n0, n1, 0, play, levels, row, samp, 0)
-    first_old = (SAMPLE - nn % SAMPLE) % SAMPLE  # keep one stride across the two sources
-    ns = _sample_levels(old_action, old_emb, o0, o1, first_old, play, levels, row, samp, ns)
-    tau = np.uint16(1)
-    if ns >= length:
-        tau = _bound(np.partition(samp[:ns], ns - length)[ns - length], eps)
-    c = _levels_walk(new_action, new_emb, n0, n1, True, play, levels, row, tau,
-                     sl, sref, se, 0)  # fmt: skip
-    c = _levels_walk(old_action, old_emb, o0, o1, False, play, levels, row, tau,
-                     sl, sref, se, c)  # fmt: skip
-    if c > length:
-        # The same bound again from the survivors' own levels (all of them, not a sample):
-        # tighter, so far fewer exact scores. Order is kept (it is recency).
-        tau2 = _bound(np.partition(sl[:c], c - length)[c - length], eps)
-        kept = 0
-        for t in range(c):
-            if sl[t] >= tau2:
-                sref[kept], se[kept] = sref[t], se[t]
-                kept += 1
-        c = kept
+    heap, sl, sref, se, keys, sc, state = buf
+    state[0], state[1], state[2] = 0, 0, 1
+    _levels_walk(new_action, new_emb, n0, n1, True, play, levels, row, eps, state, heap,
+                 sl, sref, se)  # fmt: skip
+    _levels_walk(old_action, old_emb, o0, o1, False, play, levels, row, eps, state, heap,
+                 sl, sref, se)  # fmt: skip
+    c, tau = state[0], state[2]
+    kept = 0
+    for t in range(c):  # early survivors passed a lower threshold; order (recency) is kept
+        if sl[t] >= tau:
+            sref[kept], se[kept] = sref[t], se[t]
+            kept += 1
+    c = kept
     if c == 0:
         return 0.0
     # Touch every survivor's vector first: independent loads overlap their cache misses
@@ -150,13 +172,9 @@ def _topk(
         if b < 0:
             b ^= 0x7FFFFFFF
         keys[t] = (b << 32) | (0xFFFFFFFF - t)  # larger = better; earlier survivor = newer
-    top = keys[:c]
-    m = min(length, c)
-    if c > m:
-        top = np.partition(top, c - m)[c - m :]
-    top = np.sort(top)[::-1]
-    for q in range(m):
-        t = 0xFFFFFFFF - (top[q] & 0xFFFFFFFF)
+    top = np.sort(keys[:c])
+    for q in range(min(length, c)):
+        t = 0xFFFFFFFF - (top[c - 1 - q] & 0xFFFFFFFF)
         refs[G_TOPK, e, q] = sref[t]
         top_scores[e, q] = sc[t]
     return touched
@@ -194,12 +212,13 @@ def window_refs(
     for e in todo:
         most = max(most, nhi[e] - nlo[e] + ohi[e] - olo[e])
     buf = (
-        np.empty(most // SAMPLE + 2, np.uint16),
+        np.empty(refs.shape[2], np.uint16),
         np.empty(most, np.uint16),
         np.empty(most, np.int64),
         np.empty(most, np.int64),
         np.empty(most, np.int64),
         np.empty(most, np.float32),
+        np.empty(3, np.int64),
     )
     # ``warm`` sums reads made only to bring data into cache; the check at the end keeps
     # the compiler from removing them.

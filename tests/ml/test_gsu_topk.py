@@ -87,7 +87,7 @@ def test_topk_is_exact_for_any_level_table_within_its_error_bound(seed, length, 
 def test_topk_keeps_the_best_video_when_its_approximation_drops_a_level(eps):
     """Four videos scoring just under 4.0 (a level boundary); the approximation lifts
     three over it and drops the best one by eps: the best one's level is then below the
-    L-th largest sampled level, and only the error margin keeps it a survivor."""
+    L-th largest candidate level, and only the error margin keeps it a survivor."""
     rng = np.random.default_rng(0)
     room = rng.standard_normal(32)
     room = (4.0 * room / np.linalg.norm(room)).astype(np.float32)
