@@ -142,29 +142,44 @@ def extract(
     refs, scores = _refs(old, new, room_rows, room_authors.astype(np.int64), w, length, scorer)
 
     cols: dict[str, pa.Array] = {c: exposures.column(c) for c in EXPOSURE_COLUMNS}
+    n_g, e = refs.shape[:2]
+    ints = np.empty((3, n_g, e, length), np.int64)
+    small = np.empty((2, n_g, e, length), np.int32)
+    acts = np.empty((n_g, e, length), np.int8)
+    masks = np.empty((n_g, e, length), np.int8)
+    lens = np.empty((n_g, e), np.int16)
+    max_report = np.empty((n_g, e), np.int64)
+    gsu_scan.emit(
+        refs, _source(old), _source(new), np.ascontiguousarray(t0, np.int64),
+        ints, small, acts, masks, lens, max_report,
+    )  # fmt: skip
     for gi, g in enumerate(GSUS):
-        r = refs[gi]
-        mask = r != PAD_REF
-        for f, (typ, pad) in FIELDS.items():
-            if f == "gap_ms":
-                arr = _gather(r, old["event_time_ms"], new["event_time_ms"], 0, np.int64)
-                np.subtract(t0[:, None], arr, out=arr, where=mask)
-            elif f == "mask":
-                arr = mask.astype(np.int8)
-            else:
-                arr = _gather(r, old[f], new[f], pad, typ.to_pandas_dtype())
-            cols[f"{g}_{f}"] = fixed_list(arr, length)
-        cols[f"{g}_len"] = mask.sum(axis=1).astype(np.int16)
-        rep = _gather(r, old["report_time_ms"], new["report_time_ms"], -1, np.int64)
-        cols[f"{g}_max_report_ms"] = rep.max(axis=1, initial=-1)
+        fields = {
+            "item_id": ints[0, gi], "author_id": ints[1, gi], "category": small[0, gi],
+            "emb_row": small[1, gi], "gap_ms": ints[2, gi], "action": acts[gi],
+            "mask": masks[gi],
+        }  # fmt: skip
+        for f, values in fields.items():
+            cols[f"{g}_{f}"] = fixed_list(values, length)
+        cols[f"{g}_len"] = lens[gi]
+        cols[f"{g}_max_report_ms"] = max_report[gi]
     cols["sv_topk_score"] = fixed_list(scores, length)
     return pa.table(cols, schema=sequence_schema(length))
 
 
-def _gather(refs: np.ndarray, old: np.ndarray, new: np.ndarray, pad, dtype) -> np.ndarray:
-    out = np.empty(refs.shape, dtype)
-    gsu_scan.gather(refs, old, new, out.dtype.type(pad), out)
-    return out
+_SOURCE = (
+    "item_id",
+    "author_id",
+    "event_time_ms",
+    "report_time_ms",
+    "category",
+    "emb_row",
+    "action",
+)
+
+
+def _source(cols: Columns) -> tuple:
+    return tuple(np.ascontiguousarray(cols[c]) for c in _SOURCE)
 
 
 def fixed_list(values: np.ndarray, length: int) -> pa.FixedSizeListArray:

@@ -28,9 +28,30 @@ def _ref(i, is_new):
     return -(i + 2) if is_new else i
 
 
+# Rows per chunk of the "last L matching" scans: a chunk is first counted without
+# branches (vectorised), and only a chunk that holds a match is walked row by row.
+SCAN_CHUNK = 64
+
+
 @nb.njit(nogil=True, cache=True)
 def _last_in(col, lo, hi, a, b, is_new, out, count) -> int:
     """Append rows hi-1 down to lo whose value is a or b to ``out`` until it is full."""
+    i = hi
+    while i - lo >= SCAN_CHUNK and count < len(out):
+        chunk = col[i - SCAN_CHUNK : i]
+        hits = 0
+        for k in range(SCAN_CHUNK):  # a constant trip count: unrolled and vectorised
+            hits += (chunk[k] == a) | (chunk[k] == b)
+        if hits:
+            count = _last_in_rows(col, i - SCAN_CHUNK, i, a, b, is_new, out, count)
+        i -= SCAN_CHUNK
+    if i > lo:
+        count = _last_in_rows(col, lo, i, a, b, is_new, out, count)
+    return count
+
+
+@nb.njit(nogil=True, cache=True)
+def _last_in_rows(col, lo, hi, a, b, is_new, out, count) -> int:
     for i in range(hi - 1, lo - 1, -1):
         if count >= len(out):
             break
@@ -43,6 +64,23 @@ def _last_in(col, lo, hi, a, b, is_new, out, count) -> int:
 
 @nb.njit(nogil=True, cache=True)
 def _last_flagged(flags, lo, hi, bit, is_new, out, count) -> int:
+    """Append rows hi-1 down to lo whose flags have ``bit`` to ``out`` until it is full."""
+    i = hi
+    while i - lo >= SCAN_CHUNK and count < len(out):
+        chunk = flags[i - SCAN_CHUNK : i]
+        hits = 0
+        for k in range(SCAN_CHUNK):
+            hits += (chunk[k] & bit) != 0
+        if hits:
+            count = _last_flagged_rows(flags, i - SCAN_CHUNK, i, bit, is_new, out, count)
+        i -= SCAN_CHUNK
+    if i > lo:
+        count = _last_flagged_rows(flags, lo, i, bit, is_new, out, count)
+    return count
+
+
+@nb.njit(nogil=True, cache=True)
+def _last_flagged_rows(flags, lo, hi, bit, is_new, out, count) -> int:
     for i in range(hi - 1, lo - 1, -1):
         if count >= len(out):
             break
@@ -100,20 +138,26 @@ def _levels_walk(action, emb, lo, hi, is_new, play, levels, row, eps, state, hea
     carries over from the other source."""
     c, hn, tau = state[0], state[1], state[2]
     length = len(heap)
-    for i in range(hi - 1, lo - 1, -1):
-        col = emb[i] + 1
-        lev = levels[row + col]
-        if lev >= tau and action[i] == play:
-            sl[c], sref[c], se[c] = lev, _ref(i, is_new), col
-            c += 1
-            if hn < length:
-                _heap_push(heap, hn, lev)
-                hn += 1
-                if hn == length:
-                    tau = _bound(heap[0], eps)
-            elif lev > heap[0]:
-                _heap_replace_min(heap, length, lev)
+    # Unsigned indices: numba then skips its negative-index wraparound (2.5x faster).
+    base, top = np.uint64(row), np.uint64(max(hi, 1) - 1)
+    for j in range(np.uint64(max(hi - lo, 0))):
+        i = top - j
+        # Column 0 (level 0, never a survivor) for rows that are not plays: their emb_row
+        # is not a video's, and may lie past the row.
+        col = np.uint64(emb[i] + 1) * np.uint64(action[i] == play)
+        lev = levels[base + col]
+        if lev < tau:
+            continue
+        sl[c], sref[c], se[c] = lev, _ref(np.int64(i), is_new), col
+        c += 1
+        if hn < length:
+            _heap_push(heap, hn, lev)
+            hn += 1
+            if hn == length:
                 tau = _bound(heap[0], eps)
+        elif lev > heap[0]:
+            _heap_replace_min(heap, length, lev)
+            tau = _bound(heap[0], eps)
     state[0], state[1], state[2] = c, hn, tau
 
 
@@ -255,16 +299,36 @@ def window_refs(
 
 
 @nb.njit(nogil=True, cache=True)
-def gather(refs, old, new, pad, out) -> None:
-    """out[...] = the column value each ref points at (``pad`` for -1); refs and out have
-    the same shape, flattened."""
-    r = refs.reshape(-1)
-    o = out.reshape(-1)
-    for k in range(r.size):
-        x = r[k]
-        if x >= 0:
-            o[k] = old[x]
-        elif x == -1:
-            o[k] = pad
-        else:
-            o[k] = new[-x - 2]
+def emit(refs, old, new, t0, ints, small, acts, masks, lens, max_report) -> None:
+    """The output columns of every referenced row, in one pass over ``refs`` (G, E, L).
+
+    ``old``/``new`` = (item_id, author_id, event_time_ms, report_time_ms, category,
+    emb_row, action) of the two sources. Out: ``ints`` (3, G, E, L) int64 = item_id,
+    author_id, gap_ms (t0 - event time); ``small`` (2, G, E, L) int32 = category, emb_row;
+    ``acts``, ``masks`` (G, E, L) int8; ``lens`` (G, E) int16 and ``max_report`` (G, E)
+    int64 (latest report time of the real items, -1 if none). Padding: 0 for ids, gaps,
+    action and mask, -1 for category and emb_row."""
+    n_g, n_e, length = refs.shape
+    for g in range(n_g):
+        for e in range(n_e):
+            count, latest = 0, np.int64(-1)
+            for q in range(length):
+                x = refs[g, e, q]
+                if x == -1:
+                    ints[0, g, e, q] = ints[1, g, e, q] = ints[2, g, e, q] = 0
+                    small[0, g, e, q] = small[1, g, e, q] = -1
+                    acts[g, e, q] = masks[g, e, q] = 0
+                    continue
+                src = old if x >= 0 else new
+                i = np.uint64(x if x >= 0 else -x - 2)
+                ints[0, g, e, q] = src[0][i]
+                ints[1, g, e, q] = src[1][i]
+                ints[2, g, e, q] = t0[e] - src[2][i]
+                latest = max(latest, src[3][i])
+                small[0, g, e, q] = src[4][i]
+                small[1, g, e, q] = src[5][i]
+                acts[g, e, q] = src[6][i]
+                masks[g, e, q] = 1
+                count += 1
+            lens[g, e] = count
+            max_report[g, e] = latest

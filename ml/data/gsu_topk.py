@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numba as nb
 import numpy as np
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController
 
 from ml.data.history import Catalog
 
@@ -23,6 +23,14 @@ SCORE_BUDGET = 256 << 20  # bytes of room x video level tables held at once
 # Videos per GEMM: the block of video vectors stays in cache while every room meets it.
 _VIDEO_BLOCK = 4096
 _U32 = 2.0**-24  # float32 unit roundoff
+_CONTROLLER: list[ThreadpoolController] = []
+
+
+def _blas() -> ThreadpoolController:
+    """One controller per process: building one inspects every loaded library (~2 ms)."""
+    if not _CONTROLLER:
+        _CONTROLLER.append(ThreadpoolController())
+    return _CONTROLLER[0]
 
 
 @nb.njit(nogil=True, cache=True, inline="always")
@@ -60,13 +68,25 @@ def quantize(scores):
     return out
 
 
+@nb.njit(nogil=True, cache=True)
+def max_norm(vectors) -> float:
+    """The largest Euclidean norm among the rows of a 2-d float32 array (float64 sums)."""
+    most = 0.0
+    for i in range(vectors.shape[0]):
+        acc = 0.0
+        for d in range(vectors.shape[1]):
+            acc += np.float64(vectors[i, d]) * np.float64(vectors[i, d])
+        most = max(most, acc)
+    return np.sqrt(most)
+
+
 def error_bound(room_emb: np.ndarray, video_emb: np.ndarray) -> np.ndarray:
     """Per room, a bound on |float32 GEMM score - exact score| for every video: a float32
     dot product of length d in any summation order is within d·u·Σ|x_i y_i| of the true
     one (Higham), the exact score within u·|x·y| of it, and Σ|x_i y_i| <= |x|·|y|; twice
     that, for margin."""
     d = room_emb.shape[1]
-    v_max = float(np.sqrt((video_emb.astype(np.float64) ** 2).sum(axis=1)).max(initial=0.0))
+    v_max = max_norm(np.ascontiguousarray(video_emb, np.float32))
     r = np.sqrt((room_emb.astype(np.float64) ** 2).sum(axis=1))
     return 2.0 * (d + 2) * _U32 * (1 + 1e-6) * r * v_max
 
@@ -89,7 +109,6 @@ class Scorer:
         self.catalog = catalog
         self.threads = max(1, threads)
         self.videos = np.ascontiguousarray(catalog.short_videos.embedding, np.float32)
-        self.videos_t = np.ascontiguousarray(self.videos.T)
         self.n_videos = len(self.videos)
         self.width = self.n_videos + 1
         self.max_rooms = max(1, budget // (2 * self.width))
@@ -108,11 +127,11 @@ class Scorer:
         emb = self.room_emb[rooms]
 
         def block(j: int) -> None:
-            _levels_into(emb @ self.videos_t[:, j : j + _VIDEO_BLOCK], out, 1 + j)
+            _levels_into(emb @ self.videos[j : j + _VIDEO_BLOCK].T, out, 1 + j)
 
         # Our threads over video blocks, BLAS single-threaded inside: OpenBLAS's own
         # workers would spin for a while after the GEMM, on the cores the walks need.
-        with threadpool_limits(limits=1, user_api="blas"), ThreadPoolExecutor(self.threads) as pool:
+        with _blas().limit(limits=1, user_api="blas"), ThreadPoolExecutor(self.threads) as pool:
             list(pool.map(block, range(0, self.n_videos, _VIDEO_BLOCK)))
         return out.reshape(-1)
 
