@@ -101,3 +101,30 @@ def test_topk_keeps_the_best_video_when_its_approximation_drops_a_level(eps):
     got, want = topk_with_levels(rng, videos, room, approx, eps, length=20)
     assert got == want
     assert got[1] == [float(exact[best])] * 20  # the 20 newest plays of the best video
+
+
+def test_rows_that_are_not_plays_never_index_the_level_row():
+    """A live row's emb_row is a room's row, which may lie far past the short-video level
+    row: the walk must not read there (an unchecked read 4 GB past the table crashes)."""
+    from ml.data import gsu_scan
+
+    rng = np.random.default_rng(3)
+    videos = rng.standard_normal((5, 32)).astype(np.float32)
+    room = rng.standard_normal(32).astype(np.float32)
+    exact = (videos.astype(np.float64) @ room.astype(np.float64)).astype(np.float32)
+    levels = np.concatenate([[0], quantize(exact)]).astype(np.uint16)
+    action = np.array([SV_PLAY, LV["enter"], SV_PLAY, LV["exit"]], np.int8)
+    emb = np.array([1, 2**31 - 1, 3, 2**31 - 2], np.int32)
+    zeros8, author = np.zeros(4, np.int8), np.zeros(4, np.int64)
+    refs = np.full((5, 1, 3), -1, np.int64)
+    scores = np.zeros((1, 3), np.float32)
+    one = np.array([0], np.int64)
+    codes = np.array([SV_PLAY, LV["enter"], LV["exit"], FLAG_LONG_VIEW], np.int64)
+    gsu_scan.window_refs(
+        action, zeros8, author, emb, action[:0], zeros8[:0], author[:0], emb[:0],
+        one, np.array([4]), one, one, np.array([-1]), one, levels, videos, room[None, :],
+        np.array([1e-5]), codes, one, refs, scores,
+    )  # fmt: skip
+    best = sorted([0, 2], key=lambda i: exact[emb[i]], reverse=True)
+    assert refs[1, 0].tolist() == [*best, -1]
+    assert refs[4, 0].tolist() == [3, 1, -1]  # the live GSU still sees both live rows
