@@ -267,14 +267,22 @@ def window_refs(
     # ``warm`` sums reads made only to bring data into cache; the check at the end keeps
     # the compiler from removing them.
     warm, last_row, width = 0.0, -2, videos.shape[0] + 1
-    for e in todo:
+    for k in range(len(todo)):
+        e = todo[k]
         n0, n1, o0, o1 = nlo[e], nhi[e], olo[e], ohi[e]
         row = score_row[e]
-        # A new room's row of levels comes into cache in one sequential pass: the walk's
-        # scattered reads of a cold row would each wait for memory.
+        # A new room's row of levels comes into cache in one sequential pass when the
+        # run of its exposures looks up at least two levels per cache line of it: the
+        # walk's scattered reads of a cold row would each wait for memory, while a few
+        # scattered reads cost less than streaming the whole row.
         if row >= 0 and row != last_row:
-            warm += _touch(levels, row, row + width)
-            last_row = row
+            last_row, run_rows, m = row, 0, k
+            while m < len(todo) and score_row[todo[m]] == row and run_rows < width:
+                f = todo[m]
+                run_rows += nhi[f] - nlo[f] + ohi[f] - olo[f]
+                m += 1
+            if run_rows * 32 >= width * levels.itemsize:  # lookups >= 2 x 64-byte lines
+                warm += _touch(levels, row, row + width)
         out = refs[G_SHORT, e]
         c = _last_in(new_action, n0, n1, play, play, True, out, 0)
         _last_in(old_action, o0, o1, play, play, False, out, c)
