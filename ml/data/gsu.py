@@ -24,11 +24,12 @@ booleans into bits, which cannot be viewed). Padding holds 0 (ids, gaps, action 
 latest report time among them (-1 when empty), the leakage check's evidence;
 ``sv_topk_score`` carries the dot products.
 
-Cost: one compiled walk per exposure over its window only (``gsu_scan``): the three
-"last L matching" GSUs stop once full, the author search compares one id a row, and the
-top-k looks every short-video play of the window up in its room's row of the hour's
-room x video score table (``gsu_topk.Scorer``), keeping the best L in a heap. No pass over
-the shard's rows and no per-user Python loop.
+Cost: one compiled walk per exposure over its window only (``gsu_scan``): the four
+"last L matching" GSUs stop once full, and the top-k looks every short-video play of the
+window up in its room's row of the hour's room x video table of score levels
+(``gsu_topk.Scorer``), pruning by a min-heap of the L best levels so far; one compiled
+pass then gathers every output column. No pass over the shard's rows and no per-user
+Python loop.
 """
 
 from __future__ import annotations
