@@ -14,6 +14,7 @@ import pyarrow.compute as pc
 from numba import njit
 
 from ml import schema as S
+from ml.data import kernel_cache  # noqa: F401  (numba's cache: keyed by all kernel sources)
 
 _BUCKET_ROWS = 2048  # rows per partition: its table (2x, 12 bytes a slot) fits in L2
 

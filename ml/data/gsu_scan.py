@@ -4,8 +4,8 @@ Per exposure, newest-first walks over its window only — never a pass over the 
 shard: the "last L matching" GSUs (author search included) count 64-row chunks without
 branches and walk only the chunks that hold a match, stopping once full; the dot-product
 top-k looks each short-video play up in its room's row of the hour's table of score
-levels (uint16), keeps those at or above a rising, proven lower bound and scores only
-the few left at the end exactly (see ``_topk``). Exposures of one room run together so
+levels (uint16), keeps those at or above a proven lower bound and scores only
+the few left at the end exactly (see ``gsu_prune``). Exposures of one room run together so
 its row stays in cache. Cost: O(window), about a nanosecond a row for the top-k.
 Hot loops index with unsigned integers: numba then drops its negative-index wraparound,
 which made the top-k walk 2.5x slower.
@@ -20,7 +20,8 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
-from ml.data.gsu_topk import level_floor, level_of
+from ml.data import kernel_cache  # noqa: F401  (numba's cache: keyed by all kernel sources)
+from ml.data.gsu_prune import scratch, topk
 
 # Row order of the (5, E, L) refs array: the order of ``gsu.GSUS``.
 G_SHORT, G_TOPK, G_AUTHOR, G_LONG, G_LIVE = range(5)
@@ -93,140 +94,6 @@ def _last_flagged_rows(flags, lo, hi, bit, is_new, out, count) -> int:
     return count
 
 
-@nb.njit(nogil=True, cache=True, inline="always")
-def _heap_push(h, n, x) -> None:
-    """Add x to the min-heap h[:n] (h[n] is free)."""
-    i = n
-    while i > 0:
-        p = (i - 1) >> 1
-        if h[p] <= x:
-            break
-        h[i] = h[p]
-        i = p
-    h[i] = x
-
-
-@nb.njit(nogil=True, cache=True, inline="always")
-def _heap_replace_min(h, n, x) -> None:
-    """Replace the minimum of the min-heap h[:n] by x (x > h[0])."""
-    i = 0
-    while True:
-        c = 2 * i + 1
-        if c >= n:
-            break
-        if c + 1 < n and h[c + 1] < h[c]:
-            c += 1
-        if h[c] >= x:
-            break
-        h[i] = h[c]
-        i = c
-    h[i] = x
-
-
-@nb.njit(nogil=True, cache=True)
-def _bound(level, eps) -> np.uint16:
-    """level(floor(level) - 2 eps), with a margin for rounding to float32 (half an ulp)
-    and the float64 arithmetic; at least 1 (level 0: no candidate)."""
-    lo = np.float64(level_floor(level))
-    x = lo - 2.0 * eps - (abs(lo) + 2.0 * eps) * 2.0**-22
-    return max(np.uint16(1), level_of(np.float32(x)))
-
-
-@nb.njit(nogil=True, cache=True)
-def _levels_walk(action, emb, lo, hi, is_new, play, levels, row, eps, state, heap, sl, sref, se):
-    """Rows hi-1 .. lo (newest first): every candidate (a play with an embedding) whose
-    level is at least the running threshold becomes a survivor (level, ref, score
-    column), and the min-heap of the L largest candidate levels so far raises the
-    threshold to ``_bound`` of its minimum. ``state`` = (survivors, heap size, threshold)
-    carries over from the other source."""
-    c, hn, tau = state[0], state[1], state[2]
-    length = len(heap)
-    # Unsigned indices: numba then skips its negative-index wraparound (2.5x faster).
-    base, top = np.uint64(row), np.uint64(max(hi, 1) - 1)
-    for j in range(np.uint64(max(hi - lo, 0))):
-        i = top - j
-        # Column 0 (level 0, never a survivor) for rows that are not plays: their emb_row
-        # is not a video's, and may lie past the row.
-        col = np.uint64(emb[i] + 1) * np.uint64(action[i] == play)
-        lev = levels[base + col]
-        if lev < tau:
-            continue
-        sl[c], sref[c], se[c] = lev, _ref(np.int64(i), is_new), col
-        c += 1
-        if hn < length:
-            _heap_push(heap, hn, lev)
-            hn += 1
-            if hn == length:
-                tau = _bound(heap[0], eps)
-        elif lev > heap[0]:
-            _heap_replace_min(heap, length, lev)
-            tau = _bound(heap[0], eps)
-    state[0], state[1], state[2] = c, hn, tau
-
-
-@nb.njit(nogil=True, cache=True)
-def _exact_score(video, room) -> np.float32:
-    """The float64 dot product of two float32 vectors, rounded to float32."""
-    acc = 0.0
-    for d in range(len(room)):
-        acc += np.float64(video[d]) * np.float64(room[d])
-    return np.float32(acc)
-
-
-@nb.njit(nogil=True, cache=True)
-def _topk(
-    new_action, new_emb, n0, n1, old_action, old_emb, o0, o1, play, levels, row,
-    videos, room, eps, e, refs, top_scores, buf,
-) -> float:  # fmt: skip
-    """The exact top-L of one window, best first, ties newer first.
-
-    ``levels`` are monotone uint16 levels of approximate scores a, |a - exact| <= eps.
-    If L candidates have level >= T, the L-th best exact score is >= floor(T) - eps, so
-    every top-L member has a >= floor(T) - 2 eps, i.e. a level >= level(floor(T) - 2 eps)
-    (``_bound``). One walk keeps every candidate at or above that bound for the L-th
-    largest level seen so far (it only rises, so no member of the final top-L is ever
-    passed over), the bound of the final L-th largest level cuts the survivors to about
-    L, and only these are scored exactly (``videos`` . ``room``) and ranked by one int64
-    key (exact score bits, then survivor order, which is recency). Returns a value the
-    caller keeps (see ``window_refs``) so the compiler cannot drop the touching reads."""
-    length = refs.shape[2]
-    heap, sl, sref, se, keys, sc, state = buf
-    state[0], state[1], state[2] = 0, 0, 1
-    _levels_walk(new_action, new_emb, n0, n1, True, play, levels, row, eps, state, heap,
-                 sl, sref, se)  # fmt: skip
-    _levels_walk(old_action, old_emb, o0, o1, False, play, levels, row, eps, state, heap,
-                 sl, sref, se)  # fmt: skip
-    c, tau = state[0], state[2]
-    kept = 0
-    for t in range(c):  # early survivors passed a lower threshold; order (recency) is kept
-        if sl[t] >= tau:
-            sref[kept], se[kept] = sref[t], se[t]
-            kept += 1
-    c = kept
-    if c == 0:
-        return 0.0
-    # Touch every survivor's vector first: independent loads overlap their cache misses
-    # (the 128-byte rows are scattered over the whole embedding table).
-    touched = 0.0
-    half = videos.shape[1] // 2
-    for t in range(c):
-        touched += videos[se[t] - 1, 0] + videos[se[t] - 1, half]
-    for t in range(c):
-        sc[t] = _exact_score(videos[se[t] - 1], room) + np.float32(0.0)  # -0.0 ties 0.0
-    bits = sc[:c].view(np.int32)
-    for t in range(c):
-        b = np.int64(bits[t])
-        if b < 0:
-            b ^= 0x7FFFFFFF
-        keys[t] = (b << 32) | (0xFFFFFFFF - t)  # larger = better; earlier survivor = newer
-    top = np.sort(keys[:c])
-    for q in range(min(length, c)):
-        t = 0xFFFFFFFF - (top[c - 1 - q] & 0xFFFFFFFF)
-        refs[G_TOPK, e, q] = sref[t]
-        top_scores[e, q] = sc[t]
-    return touched
-
-
 @nb.njit(nogil=True, cache=True)
 def _touch(arr, lo, hi) -> np.int64:
     """Read one element per 64-byte line of arr[lo:hi], in address order: a sequential
@@ -258,15 +125,7 @@ def window_refs(
     most = 0
     for e in todo:
         most = max(most, nhi[e] - nlo[e] + ohi[e] - olo[e])
-    buf = (
-        np.empty(refs.shape[2], np.uint16),
-        np.empty(most, np.uint16),
-        np.empty(most, np.int64),
-        np.empty(most, np.int64),
-        np.empty(most, np.int64),
-        np.empty(most, np.float32),
-        np.empty(3, np.int64),
-    )
+    buf = scratch(most)
     # ``warm`` sums reads made only to bring data into cache; the check at the end keeps
     # the compiler from removing them.
     warm, last_row, width = 0.0, -2, videos.shape[0] + 1
@@ -301,9 +160,9 @@ def window_refs(
         _last_in(old_author, o0, o1, a, a, False, out, c)
         if row < 0:
             continue
-        warm += _topk(
+        warm += topk(
             new_action, new_emb, n0, n1, old_action, old_emb, o0, o1, play, levels, row,
-            videos, room_vecs[e], eps[e], e, refs, top_scores, buf,
+            videos, room_vecs[e], eps[e], refs[G_TOPK, e], top_scores[e], buf,
         )  # fmt: skip
     if warm == -1e300 and len(todo):  # never true
         top_scores[todo[0], 0] = 0.0

@@ -17,6 +17,7 @@ import numba as nb
 import numpy as np
 from threadpoolctl import ThreadpoolController
 
+from ml.data import kernel_cache  # noqa: F401  (numba's cache: keyed by all kernel sources)
 from ml.data.history import Catalog
 
 SCORE_BUDGET = 256 << 20  # bytes of room x video level tables held at once

@@ -13,6 +13,8 @@ from numba import njit, types
 from numba.cpython.unsafe.numbers import trailing_zeros
 from numba.extending import intrinsic
 
+from ml.data import kernel_cache  # noqa: F401  (numba's cache: keyed by all kernel sources)
+
 OK, FLAGGED, BLANK = 0, 1, 2  # line status
 STR, INT, FLT = 0, 1, 2  # field kinds
 _MAX_INT_DIGITS = 18  # any 18-digit integer fits int64; longer ones go to pyarrow

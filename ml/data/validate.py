@@ -14,6 +14,7 @@ import pyarrow.compute as pc
 from numba import njit
 
 from ml import schema as S
+from ml.data import kernel_cache  # noqa: F401  (numba's cache: keyed by all kernel sources)
 from ml.hours import HOUR_MS
 
 _CODE = {r: i + 1 for i, r in enumerate(S.QUARANTINE_REASONS)}

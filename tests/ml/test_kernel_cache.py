@@ -1,0 +1,53 @@
+"""numba's cache must not serve a kernel compiled against an older version of a kernel
+it calls from another file (numba itself only watches the caller's own file)."""
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numba
+
+from ml.data import kernel_cache
+
+ROOT = Path(__file__).resolve().parents[2]
+PROBE = "from ml.data.gsu_prune import _bound; print(int(_bound(40000, 0.0)))"
+
+
+def test_digest_covers_every_kernel_module(tmp_path):
+    for name in kernel_cache.KERNEL_MODULES:
+        (tmp_path / f"{name}.py").write_text(f"# {name}\n")
+    before = kernel_cache.source_digest(tmp_path)
+    assert kernel_cache.source_digest(tmp_path) == before
+    for name in kernel_cache.KERNEL_MODULES:
+        path = tmp_path / f"{name}.py"
+        path.write_text(path.read_text() + "x = 1\n")
+        assert kernel_cache.source_digest(tmp_path) != before, name
+        before = kernel_cache.source_digest(tmp_path)
+
+
+def test_kernels_cache_under_the_digest_directory():
+    from ml.data import gsu_scan  # noqa: F401  (its kernels are defined by now)
+
+    assert str(kernel_cache.cache_dir()) == numba.config.CACHE_DIR
+    assert kernel_cache.source_digest() in numba.config.CACHE_DIR
+
+
+def test_an_edit_to_a_called_kernel_in_another_file_is_not_served_stale(tmp_path):
+    """gsu_prune._bound calls gsu_topk.level_of: cache it, edit level_of, run again."""
+    shutil.copytree(ROOT / "ml", tmp_path / "ml", ignore=shutil.ignore_patterns("__pycache__"))
+
+    def probe() -> int:
+        out = subprocess.run(
+            [sys.executable, "-c", PROBE], cwd=tmp_path, env={"PYTHONPATH": str(tmp_path)},
+            capture_output=True, text=True, check=True,
+        )  # fmt: skip
+        return int(out.stdout)
+
+    first = probe()
+    assert probe() == first  # served from the cache
+    topk = tmp_path / "ml" / "data" / "gsu_topk.py"
+    source = topk.read_text()
+    assert source.count("(key >> 16) + 32768") == 1
+    topk.write_text(source.replace("(key >> 16) + 32768", "(key >> 16) + 32769"))
+    assert probe() == first + 1
