@@ -54,10 +54,19 @@ def level_floor(level) -> np.float32:
 
 
 @nb.njit(nogil=True, cache=True)
-def _levels_into(approx, out, col0) -> None:
+def levels_into(approx, out, col0) -> None:
+    """out[i, col0 + j] = level_of(approx[i, j]) for a C-contiguous float32 block, in
+    integer arithmetic on the bits with unsigned indices, so that it vectorises (3x)."""
+    m = approx.shape[1]
     for i in range(approx.shape[0]):
-        for j in range(approx.shape[1]):
-            out[i, col0 + j] = level_of(approx[i, j])
+        bits = np.ascontiguousarray(approx[i]).view(np.int32)
+        row = out[i, col0 : col0 + m]
+        for j in range(np.uint64(m)):
+            b = bits[j]
+            b &= ~(-np.int32(b == np.int32(-(2**31))))  # -0.0 is 0.0
+            key = b ^ ((b >> 31) & 0x7FFFFFFF)
+            v = (key >> 16) + 32768
+            row[j] = np.uint16(v if v > 1 else 1)
 
 
 @nb.njit(nogil=True, cache=True)
@@ -128,7 +137,7 @@ class Scorer:
         emb = self.room_emb[rooms]
 
         def block(j: int) -> None:
-            _levels_into(emb @ self.videos[j : j + _VIDEO_BLOCK].T, out, 1 + j)
+            levels_into(emb @ self.videos[j : j + _VIDEO_BLOCK].T, out, 1 + j)
 
         # Our threads over video blocks, BLAS single-threaded inside: OpenBLAS's own
         # workers would spin for a while after the GEMM, on the cores the walks need.

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ml.data.gsu_topk import quantize
+from ml.data.gsu_topk import levels_into, quantize
 from ml.data.history import ACTION_CODES, FLAG_LONG_VIEW, SV_PLAY
 from ml.data.seqindex import seg_searchsorted
 
@@ -23,6 +23,20 @@ def test_quantize_is_monotone_and_keeps_level_0_free():
     assert np.all(np.diff(q.astype(np.int64)) >= 0)
     assert quantize(np.array([-0.0], np.float32))[0] == quantize(np.array([0.0], np.float32))[0]
     assert q.min() >= 1  # level 0 means "no candidate"
+
+
+def test_table_levels_are_the_scalar_levels():
+    """The vectorised table quantizer and ``level_of`` (which the walk's bounds use) must
+    agree on every float32, zeros, infinities and subnormals included."""
+    rng = np.random.default_rng(1)
+    special = [-0.0, 0.0, np.inf, -np.inf, 1e-45, -1e-45, 3.4e38, -3.4e38, 1.0, -1.0]
+    plain = np.concatenate([special, rng.standard_normal(5000), rng.uniform(-1e-38, 1e-38, 500)])
+    any_bits = rng.integers(0, 2**32, 3000, dtype=np.uint64).astype(np.uint32).view(np.float32)
+    x = np.concatenate([plain.astype(np.float32), any_bits[~np.isnan(any_bits)]])
+    out = np.zeros((1, len(x) + 3), np.uint16)
+    levels_into(x[None, :], out, 2)
+    assert out[0, 2:-1].tolist() == quantize(x).tolist()
+    assert out[0, :2].tolist() == [0, 0] and out[0, -1] == 0  # only its columns written
 
 
 @settings(max_examples=40, deadline=None)
