@@ -23,19 +23,23 @@ from ml.data.history import DEFAULT_CAP, Catalog, Columns, MergeStats, merge, sh
 LoadOld = Callable[[int], Columns]
 
 
-def _in_order(work: Callable[[int], object], n: int, threads: int) -> Iterator:
-    """work(0), work(1), ... in order, ``threads`` at a time (results kept only until
-    consumed: a finished shard's inputs are already released)."""
+def _in_order(work: Callable[[int], object], n: int, threads: int, ahead: int = 0) -> Iterator:
+    """work(0), work(1), ... in order, ``threads`` at a time and at most ``ahead`` (at
+    least ``threads``) submitted but not yet consumed: a worker whose item finishes before
+    an earlier one goes on to the next instead of idling. Work loads its shard when it
+    starts and releases it when it ends, so at most ``threads`` shards are loaded; finished
+    results wait, up to ``ahead`` of them, until consumed."""
     if threads <= 1 or n <= 1:
         for s in range(n):
             yield work(s)
         return
+    ahead = max(ahead, threads)
     with ThreadPoolExecutor(threads) as pool:
-        pending = [pool.submit(work, s) for s in range(min(threads, n))]
+        pending = [pool.submit(work, s) for s in range(min(ahead, n))]
         for s in range(n):
             result = pending[s].result()
-            if s + threads < n:
-                pending.append(pool.submit(work, s + threads))
+            if s + ahead < n:
+                pending.append(pool.submit(work, s + ahead))
             pending[s] = None
             yield result
 
@@ -50,7 +54,7 @@ def history_hour(
         merged, stats = merge(load_old(s), parts[s], cap)
         return s, merged, stats
 
-    yield from _in_order(work, n_shards, threads)
+    yield from _in_order(work, n_shards, threads)  # merged shards are big: none ahead
 
 
 @dataclass
@@ -85,4 +89,5 @@ def sequence_hour(
         table = extract(old, parts[s], exposures.take(pa.array(idx)), catalog, length, cap, scorer)
         return ShardSequences(s, table, idx, len(old["user_id"]), time.perf_counter() - t)
 
-    yield from _in_order(work, n_shards, threads)
+    # The sequences of a shard are small next to its history: run ahead of the consumer.
+    yield from _in_order(work, n_shards, threads, ahead=2 * threads)

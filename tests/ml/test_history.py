@@ -314,3 +314,33 @@ def test_history_holds_interactions_of_both_domains(sim_hours):
     assert ((sel["flags"] & FLAG_LONG_VIEW) > 0).mean() == pytest.approx(
         (sel["watch_ratio"] >= SV_LONG_VIEW_RATIO).mean(), abs=0.02
     )
+
+
+@pytest.mark.parametrize(("threads", "ahead"), [(1, 0), (2, 0), (2, 4), (3, 5)])
+def test_shards_run_in_order_at_most_threads_at_once(threads, ahead):
+    """``_in_order`` yields every result once and in order, never runs more than
+    ``threads`` at once, and keeps at most ``ahead`` finished results waiting."""
+    import threading
+    import time
+
+    from ml.data.cross_hour import _in_order
+
+    lock, running, most = threading.Lock(), [0], [0]
+    started: list[int] = []
+
+    def work(s: int) -> int:
+        with lock:
+            running[0] += 1
+            most[0] = max(most[0], running[0])
+            started.append(s)
+        time.sleep(0.002 * (s % 3))  # later items can finish before earlier ones
+        with lock:
+            running[0] -= 1
+        return s * s
+
+    consumed = 0
+    for got in _in_order(work, 12, threads, ahead):
+        assert got == consumed * consumed
+        consumed += 1
+        assert len(started) <= consumed + max(ahead, threads)  # submitted ahead, bounded
+    assert consumed == 12 and most[0] <= threads and sorted(started) == list(range(12))
