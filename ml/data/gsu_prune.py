@@ -32,6 +32,7 @@ from ml.data.gsu_topk import level_floor, level_of
 SAMPLE = 8  # every 8th row of a window sets the first bound
 _FINE_BITS = 4  # a histogram bin holds 16 consecutive levels
 N_BINS = 1 << (16 - _FINE_BITS)
+HIST_SIZE = N_BINS + 16
 
 
 @nb.njit(nogil=True, cache=True, inline="always")
@@ -52,7 +53,7 @@ def _bound(level, eps) -> np.uint16:
 def kth_largest(values, n, k, hist) -> np.uint16:
     """The k-th largest of values[:n] (uint16, 1 <= k <= n): counts per bin of 16 levels,
     the bin where the count from the top reaches k, then the 16 levels of that bin.
-    ``hist`` (N_BINS + 16 uint32) is scratch."""
+    ``hist`` (``HIST_SIZE`` uint32) is scratch."""
     hist[:] = 0
     top = 0
     for i in range(n):
@@ -202,5 +203,5 @@ def scratch(most):
         np.empty(most + 1, np.int64),
         np.empty(most + 1, np.int64),
         np.empty(most + 1, np.float32),
-        np.empty(N_BINS + 16, np.uint32),
+        np.empty(HIST_SIZE, np.uint32),
     )

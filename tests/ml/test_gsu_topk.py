@@ -142,3 +142,16 @@ def test_rows_that_are_not_plays_never_index_the_level_row():
     best = sorted([0, 2], key=lambda i: exact[emb[i]], reverse=True)
     assert refs[1, 0].tolist() == [*best, -1]
     assert refs[4, 0].tolist() == [3, 1, -1]  # the live GSU still sees both live rows
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.integers(1, 65535), min_size=1, max_size=3000), st.data())
+def test_kth_largest_is_the_sorted_kth(values, data):
+    from ml.data.gsu_prune import HIST_SIZE, kth_largest
+
+    v = np.array(values, np.uint16)
+    k = data.draw(st.integers(1, len(v)))
+    hist = np.empty(HIST_SIZE, np.uint32)
+    assert kth_largest(v, len(v), k, hist) == np.sort(v)[::-1][k - 1]
+    clustered = (v % 7 + 40000).astype(np.uint16)  # runs of equal bins
+    assert kth_largest(clustered, len(v), k, hist) == np.sort(clustered)[::-1][k - 1]
