@@ -126,25 +126,11 @@ def window_refs(
     for e in todo:
         most = max(most, nhi[e] - nlo[e] + ohi[e] - olo[e])
     buf = scratch(most)
-    # ``warm`` sums reads made only to bring data into cache; the check at the end keeps
-    # the compiler from removing them.
-    warm, last_row, width = 0.0, -2, videos.shape[0] + 1
-    for k in range(len(todo)):
-        e = todo[k]
+    # The four "last L" GSUs user by user (a user's rows are contiguous, so sorting by
+    # window start groups them): the user's window is read from memory once for all of
+    # its exposures, then from cache.
+    for e in todo[np.argsort(olo[todo], kind="mergesort")]:
         n0, n1, o0, o1 = nlo[e], nhi[e], olo[e], ohi[e]
-        row = score_row[e]
-        # A new room's row of levels comes into cache in one sequential pass when the
-        # run of its exposures looks up at least two levels per cache line of it: the
-        # walk's scattered reads of a cold row would each wait for memory, while a few
-        # scattered reads cost less than streaming the whole row.
-        if row >= 0 and row != last_row:
-            last_row, run_rows, m = row, 0, k
-            while m < len(todo) and score_row[todo[m]] == row and run_rows < width:
-                f = todo[m]
-                run_rows += nhi[f] - nlo[f] + ohi[f] - olo[f]
-                m += 1
-            if run_rows * 32 >= width * levels.itemsize:  # lookups >= 2 x 64-byte lines
-                warm += _touch(levels, row, row + width)
         out = refs[G_SHORT, e]
         c = _last_in(new_action, n0, n1, play, play, True, out, 0)
         _last_in(old_action, o0, o1, play, play, False, out, c)
@@ -158,11 +144,30 @@ def window_refs(
         a = room_author[e]
         c = _last_in(new_author, n0, n1, a, a, True, out, 0)
         _last_in(old_author, o0, o1, a, a, False, out, c)
+    # The top-k room by room (``todo``'s order), so a room's row of levels stays in
+    # cache. ``warm`` sums reads made only to bring data into cache; the check at the end
+    # keeps the compiler from removing them.
+    warm, last_row, width = 0.0, -2, videos.shape[0] + 1
+    for k in range(len(todo)):
+        e = todo[k]
+        row = score_row[e]
         if row < 0:
             continue
+        # A new room's row of levels comes into cache in one sequential pass when the
+        # run of its exposures looks up at least two levels per cache line of it: the
+        # walk's scattered reads of a cold row would each wait for memory, while a few
+        # scattered reads cost less than streaming the whole row.
+        if row != last_row:
+            last_row, run_rows, m = row, 0, k
+            while m < len(todo) and score_row[todo[m]] == row and run_rows < width:
+                f = todo[m]
+                run_rows += nhi[f] - nlo[f] + ohi[f] - olo[f]
+                m += 1
+            if run_rows * 32 >= width * levels.itemsize:  # lookups >= 2 x 64-byte lines
+                warm += _touch(levels, row, row + width)
         warm += topk(
-            new_action, new_emb, n0, n1, old_action, old_emb, o0, o1, play, levels, row,
-            videos, room_vecs[e], eps[e], refs[G_TOPK, e], top_scores[e], buf,
+            new_action, new_emb, nlo[e], nhi[e], old_action, old_emb, olo[e], ohi[e], play,
+            levels, row, videos, room_vecs[e], eps[e], refs[G_TOPK, e], top_scores[e], buf,
         )  # fmt: skip
     if warm == -1e300 and len(todo):  # never true
         top_scores[todo[0], 0] = 0.0

@@ -18,7 +18,9 @@ from pathlib import Path
 import numba
 
 HERE = Path(__file__).resolve().parent
-KERNEL_MODULES = ("dedup", "gsu_prune", "gsu_scan", "gsu_topk", "jsonscan_kernel", "validate")
+KERNEL_MODULES = (
+    "dedup", "gsu_prune", "gsu_scan", "gsu_topk", "jsonscan_kernel", "seqindex", "validate",
+)  # fmt: skip
 
 
 def source_digest(directory: Path = HERE, modules: tuple[str, ...] = KERNEL_MODULES) -> str:

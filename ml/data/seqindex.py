@@ -1,5 +1,5 @@
-"""Vectorised primitives of sequence extraction: segmented binary search and the
-per-exposure windows (the newest ``cap`` rows of the user reported before t0).
+"""The per-exposure windows of sequence extraction: the newest ``cap`` rows of the user
+reported before t0, by binary searches in one compiled pass.
 
 A *row reference* (``ref``) points into one of the two sources a window spans: the shard
 of history[H-1] ("old") and the hour's own interactions ("new"): ``ref >= 0`` is an old
@@ -10,29 +10,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numba as nb
 import numpy as np
 
+from ml.data import kernel_cache  # noqa: F401  (numba's cache: keyed by all kernel sources)
+
 PAD_REF = -1
-
-
-def seg_searchsorted(
-    values: np.ndarray, lo: np.ndarray, hi: np.ndarray, q: np.ndarray
-) -> np.ndarray:
-    """Per query: the first i in [lo, hi) with values[i] >= q (hi if none), where
-    ``values`` is sorted inside every queried [lo, hi). Vectorised bisection: about
-    log2(max(hi - lo)) passes over the queries."""
-    lo = np.asarray(lo, np.int64).copy()
-    hi = np.asarray(hi, np.int64).copy()
-    q = np.asarray(q)
-    active = np.flatnonzero(lo < hi)
-    while active.size:
-        a, b = lo[active], hi[active]
-        mid = (a + b) >> 1
-        right = values[mid] < q[active]
-        lo[active] = np.where(right, mid + 1, a)
-        hi[active] = np.where(right, b, mid)
-        active = active[lo[active] < hi[active]]
-    return lo
 
 
 # ---- windows --------------------------------------------------------------------------------
@@ -66,10 +49,30 @@ def windows(
 ) -> Windows:
     """The newest ``cap`` rows of each user reported strictly before t0 (both sources
     sorted by user, then report time)."""
-    os_, oe = np.searchsorted(old_users, users, "left"), np.searchsorted(old_users, users, "right")
-    ns, ne = np.searchsorted(new_users, users, "left"), np.searchsorted(new_users, users, "right")
-    ohi = seg_searchsorted(old_report, os_, oe, t0)
-    nhi = seg_searchsorted(new_report, ns, ne, t0)
-    n_new = np.minimum(nhi - ns, cap)
-    n_old = np.minimum(ohi - os_, cap - n_new)
-    return Windows(ohi - n_old, ohi, nhi - n_new, nhi)
+    e = len(users)
+    w = Windows(*(np.empty(e, np.int64) for _ in range(4)))
+    _windows(
+        np.ascontiguousarray(old_users, np.int64), np.ascontiguousarray(old_report, np.int64),
+        np.ascontiguousarray(new_users, np.int64), np.ascontiguousarray(new_report, np.int64),
+        np.ascontiguousarray(users, np.int64), np.ascontiguousarray(t0, np.int64), cap,
+        w.olo, w.ohi, w.nlo, w.nhi,
+    )  # fmt: skip
+    return w
+
+
+@nb.njit(nogil=True, cache=True)
+def _before(users, report, u, t):
+    """End of the rows of user u reported before t, and the start of u's rows."""
+    start = np.searchsorted(users, u, "left")
+    end = np.searchsorted(users, u, "right")
+    return start + np.searchsorted(report[start:end], t, "left"), start
+
+
+@nb.njit(nogil=True, cache=True)
+def _windows(old_users, old_report, new_users, new_report, users, t0, cap, olo, ohi, nlo, nhi):
+    for e in range(len(users)):
+        o_end, o_start = _before(old_users, old_report, users[e], t0[e])
+        n_end, n_start = _before(new_users, new_report, users[e], t0[e])
+        n_new = min(n_end - n_start, cap)
+        n_old = min(o_end - o_start, cap - n_new)
+        olo[e], ohi[e], nlo[e], nhi[e] = o_end - n_old, o_end, n_end - n_new, n_end

@@ -1,4 +1,4 @@
-"""The top-k's primitives: score levels, segmented search, and the pruning contract of
+"""The top-k's primitives: score levels, windows, and the pruning contract of
 the compiled walk (exact for any level table within its error bound)."""
 
 import numpy as np
@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from ml.data.gsu_topk import levels_into, quantize
 from ml.data.history import ACTION_CODES, FLAG_LONG_VIEW, SV_PLAY
-from ml.data.seqindex import seg_searchsorted
+from ml.data.seqindex import windows
 
 LV = {t: c for (d, t), c in ACTION_CODES.items() if d == "live"}
 
@@ -40,16 +40,29 @@ def test_table_levels_are_the_scalar_levels():
 
 
 @settings(max_examples=40, deadline=None)
-@given(st.lists(st.integers(0, 50), min_size=0, max_size=200), st.integers(0, 2**31))
-def test_seg_searchsorted(values, seed):
+@given(st.integers(0, 2**31), st.integers(1, 12))
+def test_windows_are_the_newest_cap_rows_reported_before_t0(seed, cap):
     rng = np.random.default_rng(seed)
-    v = np.sort(np.array(values, np.int64))
-    lo = rng.integers(0, len(v) + 1, 20)
-    hi = np.maximum(lo, rng.integers(0, len(v) + 1, 20))
-    q = rng.integers(-1, 52, 20)
-    got = seg_searchsorted(v, lo, hi, q)
-    want = [lo[i] + np.searchsorted(v[lo[i] : hi[i]], q[i]) for i in range(20)]
-    assert got.tolist() == want
+
+    def source(n):
+        users = np.sort(rng.integers(0, 6, n))
+        report = np.concatenate(
+            [np.sort(rng.integers(0, 50, (users == u).sum())) for u in range(6)]
+        )
+        return users.astype(np.int64), report.astype(np.int64)
+
+    ou, orep = source(int(rng.integers(0, 40)))
+    orep = orep - 100  # history[H-1]: reported before the hour's rows
+    nu, nrep = source(int(rng.integers(0, 30)))
+    users, t0 = rng.integers(0, 7, 25), rng.integers(-120, 60, 25)
+    w = windows(ou, orep, nu, nrep, users, t0, cap)
+    for e in range(25):
+        old = [i for i in range(len(ou)) if ou[i] == users[e] and orep[i] < t0[e]]
+        new = [i for i in range(len(nu)) if nu[i] == users[e] and nrep[i] < t0[e]]
+        rows = [("o", i) for i in old] + [("n", i) for i in new]  # oldest first
+        keep = rows[max(0, len(rows) - cap) :]
+        assert [i for s, i in keep if s == "o"] == list(range(w.olo[e], w.ohi[e]))
+        assert [i for s, i in keep if s == "n"] == list(range(w.nlo[e], w.nhi[e]))
 
 
 def topk_with_levels(rng, videos, room, approx, eps, length, n=4000):
