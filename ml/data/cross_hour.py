@@ -18,7 +18,7 @@ import pyarrow as pa
 
 from ml.data.gsu import DEFAULT_LEN, extract
 from ml.data.gsu_topk import Scorer
-from ml.data.history import DEFAULT_CAP, Catalog, Columns, MergeStats, merge, shard_of, split_shards
+from ml.data.history import DEFAULT_CAP, Catalog, Columns, MergeStats, merge, shard_of, shard_parts
 
 LoadOld = Callable[[int], Columns]
 
@@ -48,10 +48,10 @@ def history_hour(
     new: Columns, load_old: LoadOld, n_shards: int, cap: int = DEFAULT_CAP, threads: int = 1
 ) -> Iterator[tuple[int, Columns, MergeStats]]:
     """(shard, history[H] rows of the shard, stats) for every shard, in order."""
-    parts = split_shards(new, n_shards)
+    part = shard_parts(new, n_shards)
 
     def work(s: int):
-        merged, stats = merge(load_old(s), parts[s], cap)
+        merged, stats = merge(load_old(s), part(s), cap)
         return s, merged, stats
 
     yield from _in_order(work, n_shards, threads)  # merged shards are big: none ahead
@@ -80,13 +80,13 @@ def sequence_hour(
     room_rows = catalog.rooms.rows_of(exposures.column("room_id").to_numpy())
     scorer = Scorer(catalog, room_rows, threads=threads)  # shared by the shards if it fits
     ex_shard = shard_of(exposures.column("user_id").to_numpy(), n_shards)
-    parts = split_shards(new, n_shards)
+    part = shard_parts(new, n_shards)
 
     def work(s: int) -> ShardSequences:
         t = time.perf_counter()
         old = load_old(s)
         idx = np.flatnonzero(ex_shard == s)
-        table = extract(old, parts[s], exposures.take(pa.array(idx)), catalog, length, cap, scorer)
+        table = extract(old, part(s), exposures.take(pa.array(idx)), catalog, length, cap, scorer)
         return ShardSequences(s, table, idx, len(old["user_id"]), time.perf_counter() - t)
 
     # The sequences of a shard are small next to its history: run ahead of the consumer.

@@ -11,6 +11,7 @@ approximation's error per room, so pruning by level stays exact (see ``gsu_scan.
 
 from __future__ import annotations
 
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import numba as nb
@@ -90,13 +91,12 @@ def max_norm(vectors) -> float:
     return np.sqrt(most)
 
 
-def error_bound(room_emb: np.ndarray, video_emb: np.ndarray) -> np.ndarray:
-    """Per room, a bound on |float32 GEMM score - exact score| for every video: a float32
-    dot product of length d in any summation order is within d·u·Σ|x_i y_i| of the true
-    one (Higham), the exact score within u·|x·y| of it, and Σ|x_i y_i| <= |x|·|y|; twice
-    that, for margin."""
+def error_bound(room_emb: np.ndarray, v_max: float) -> np.ndarray:
+    """Per room, a bound on |float32 GEMM score - exact score| for every video of norm at
+    most ``v_max``: a float32 dot product of length d in any summation order is within
+    d·u·Σ|x_i y_i| of the true one (Higham), the exact score within u·|x·y| of it, and
+    Σ|x_i y_i| <= |x|·|y|; twice that, for margin."""
     d = room_emb.shape[1]
-    v_max = max_norm(np.ascontiguousarray(video_emb, np.float32))
     r = np.sqrt((room_emb.astype(np.float64) ** 2).sum(axis=1))
     return 2.0 * (d + 2) * _U32 * (1 + 1e-6) * r * v_max
 
@@ -123,27 +123,43 @@ class Scorer:
         self.width = self.n_videos + 1
         self.max_rooms = max(1, budget // (2 * self.width))
         self.room_emb = np.ascontiguousarray(catalog.rooms.embedding, np.float32)
-        self.eps = error_bound(self.room_emb, self.videos)  # per catalog room row
         self.rooms: np.ndarray | None = None
         self.table: np.ndarray | None = None
+        v_max = None
         if room_rows is not None:
             rooms = np.unique(room_rows[room_rows >= 0])
             if len(rooms) <= self.max_rooms:
-                self.rooms, self.table = rooms, self.compute(rooms)
+                self.table, v_max = self._levels(rooms)
+                self.rooms = rooms
+        if v_max is None:
+            v_max = max_norm(self.videos)
+        self.eps = error_bound(self.room_emb, v_max)  # per catalog room row
 
     def compute(self, rooms: np.ndarray) -> np.ndarray:
         """Flat uint16 levels of ``rooms`` (catalog rows) against every short video."""
+        return self._levels(rooms)[0]
+
+    def _levels(self, rooms: np.ndarray) -> tuple[np.ndarray, float]:
+        """(the flat levels of ``rooms``, the largest video norm), both block by block:
+        each block of video vectors is in cache for its norms right after its GEMM."""
         out = np.zeros((len(rooms), self.width), np.uint16)
         emb = self.room_emb[rooms]
+        local = threading.local()  # one GEMM output buffer per thread, reused
 
-        def block(j: int) -> None:
-            levels_into(emb @ self.videos[j : j + _VIDEO_BLOCK].T, out, 1 + j)
+        def block(j: int) -> float:
+            videos = self.videos[j : j + _VIDEO_BLOCK]
+            if not hasattr(local, "scores"):
+                local.scores = np.empty((len(rooms), _VIDEO_BLOCK), np.float32)
+            scores = local.scores[:, : len(videos)]
+            np.matmul(emb, videos.T, out=scores)
+            levels_into(scores, out, 1 + j)
+            return max_norm(videos)
 
         # Our threads over video blocks, BLAS single-threaded inside: OpenBLAS's own
         # workers would spin for a while after the GEMM, on the cores the walks need.
         with _blas().limit(limits=1, user_api="blas"), ThreadPoolExecutor(self.threads) as pool:
-            list(pool.map(block, range(0, self.n_videos, _VIDEO_BLOCK)))
-        return out.reshape(-1)
+            v_max = max(pool.map(block, range(0, self.n_videos, _VIDEO_BLOCK)), default=0.0)
+        return out.reshape(-1), v_max
 
     def chunks(self, rooms: np.ndarray):
         """(levels table, row of each room in it, which of ``rooms``) for sorted distinct

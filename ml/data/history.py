@@ -35,7 +35,7 @@ import hashlib
 import io
 import json
 import posixpath
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -290,10 +290,17 @@ def shard_name(shard: int) -> str:
 
 def split_shards(cols: Columns, n_shards: int) -> list[Columns]:
     """Rows of each shard, order kept (stable)."""
+    part = shard_parts(cols, n_shards)
+    return [part(s) for s in range(n_shards)]
+
+
+def shard_parts(cols: Columns, n_shards: int) -> Callable[[int], Columns]:
+    """part(s) = the rows of shard s, order kept (stable): the split is decided once and
+    each shard's rows are gathered only when asked for (by the thread that works on it)."""
     shard = shard_of(cols["user_id"], n_shards)
     order = np.argsort(shard, kind="stable")
     bounds = np.searchsorted(shard[order], np.arange(n_shards + 1))
-    return [take(cols, order[bounds[s] : bounds[s + 1]]) for s in range(n_shards)]
+    return lambda s: take(cols, order[bounds[s] : bounds[s + 1]])
 
 
 def user_ranges(user_sorted: np.ndarray, users: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
