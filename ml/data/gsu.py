@@ -27,8 +27,8 @@ latest report time among them (-1 when empty), the leakage check's evidence;
 Cost: one compiled walk per exposure over its window only (``gsu_scan``): the four
 "last L matching" GSUs stop once full, and the top-k looks every short-video play of the
 window up in its room's row of the hour's room x video table of score levels
-(``gsu_topk.Scorer``), pruning by a min-heap of the L best levels so far; one compiled
-pass then gathers every output column. No pass over the shard's rows and no per-user
+(``gsu_topk.Scorer``), pruning by a proven lower bound on the L-th best (``gsu_prune``);
+one compiled pass then gathers every output column. No pass over the shard's rows and no per-user
 Python loop.
 """
 

@@ -1,18 +1,20 @@
 """The long-term dot-product GSU's hourly room x short-video table of score *levels*, which
-the top-k walk (``gsu_scan``) prunes with before it scores the few survivors exactly.
+the top-k (``gsu_prune``) prunes with before it scores the few survivors exactly.
 
-A score is the float64 dot product of the float32 vectors, rounded to float32: equal
-inputs give equal scores whatever order a sum runs in (each float32 product is exact in
-float64, so orders differ at most in bits that the rounding drops), and the pandas
-reference computes the same numbers one exposure at a time. The table holds a monotone
-uint16 level of a float32 GEMM's approximation of each score; ``Scorer.eps`` bounds the
-approximation's error per room, so pruning by level stays exact (see ``gsu_scan._topk``).
+A score is the float64 dot product of the float32 vectors, summed in dimension order and
+rounded to float32. Each float32 product is exact in float64, so another summation order
+(the pandas reference's BLAS) differs only in low float64 bits that the rounding to
+float32 drops — unless a sum lies within a few float64 ulps of a float32 rounding
+boundary, which the tests have not met. The table holds a monotone uint16 level of a
+float32 GEMM's approximation of each score; ``Scorer.eps`` bounds the approximation's
+error per room, so pruning by level stays exact (see ``gsu_prune``).
 """
 
 from __future__ import annotations
 
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 
 import numba as nb
 import numpy as np
@@ -26,6 +28,8 @@ SCORE_BUDGET = 256 << 20  # bytes of room x video level tables held at once
 _VIDEO_BLOCK = 4096
 _U32 = 2.0**-24  # float32 unit roundoff
 _CONTROLLER: list[ThreadpoolController] = []
+_BLAS_LOCK = threading.Lock()
+_BLAS_USERS: list = [0, None]  # threads inside ``_single_threaded_blas``, its limiter
 
 
 def _blas() -> ThreadpoolController:
@@ -33,6 +37,26 @@ def _blas() -> ThreadpoolController:
     if not _CONTROLLER:
         _CONTROLLER.append(ThreadpoolController())
     return _CONTROLLER[0]
+
+
+@contextmanager
+def _single_threaded_blas():
+    """BLAS limited to one thread while any caller is inside: the first one in sets the
+    limit and the last one out restores it (two shard threads computing their tables at
+    once would otherwise interleave threadpoolctl's save and restore, and could leave BLAS
+    at one thread for the rest of the process)."""
+    with _BLAS_LOCK:
+        if _BLAS_USERS[0] == 0:
+            _BLAS_USERS[1] = _blas().limit(limits=1, user_api="blas")
+        _BLAS_USERS[0] += 1
+    try:
+        yield
+    finally:
+        with _BLAS_LOCK:
+            _BLAS_USERS[0] -= 1
+            if _BLAS_USERS[0] == 0:
+                _BLAS_USERS[1].restore_original_limits()
+                _BLAS_USERS[1] = None
 
 
 @nb.njit(nogil=True, cache=True, inline="always")
@@ -157,7 +181,7 @@ class Scorer:
 
         # Our threads over video blocks, BLAS single-threaded inside: OpenBLAS's own
         # workers would spin for a while after the GEMM, on the cores the walks need.
-        with _blas().limit(limits=1, user_api="blas"), ThreadPoolExecutor(self.threads) as pool:
+        with _single_threaded_blas(), ThreadPoolExecutor(self.threads) as pool:
             v_max = max(pool.map(block, range(0, self.n_videos, _VIDEO_BLOCK)), default=0.0)
         return out.reshape(-1), v_max
 

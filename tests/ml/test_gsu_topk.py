@@ -168,3 +168,32 @@ def test_kth_largest_is_the_sorted_kth(values, data):
     assert kth_largest(v, len(v), k, hist) == np.sort(v)[::-1][k - 1]
     clustered = (v % 7 + 40000).astype(np.uint16)  # runs of equal bins
     assert kth_largest(clustered, len(v), k, hist) == np.sort(clustered)[::-1][k - 1]
+
+
+def test_blas_limit_overlapping_threads_restore_the_original():
+    """Two tables computed at once (per-shard tables on two threads) must not leave BLAS
+    at one thread: the last one out restores the original limit."""
+    import threading
+
+    from ml.data import gsu_topk
+
+    def blas_threads() -> list[int]:
+        return [i["num_threads"] for i in gsu_topk._blas().info() if i["user_api"] == "blas"]
+
+    original = blas_threads()
+    inside, release = threading.Event(), threading.Event()
+
+    def first() -> None:
+        with gsu_topk._single_threaded_blas():
+            inside.set()
+            release.wait(5)
+
+    t = threading.Thread(target=first)
+    t.start()
+    inside.wait(5)
+    with gsu_topk._single_threaded_blas():
+        assert set(blas_threads()) <= {1}
+        release.set()
+        t.join(5)
+        assert set(blas_threads()) <= {1}  # the first one out does not restore yet
+    assert blas_threads() == original

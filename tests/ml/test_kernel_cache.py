@@ -52,3 +52,20 @@ def test_an_edit_to_a_called_kernel_in_another_file_is_not_served_stale(tmp_path
     assert source.count(line) == 1
     topk.write_text(source.replace(line, line.replace("32768", "32769")))
     assert probe() == first + 1
+
+
+def test_an_unwritable_package_caches_under_the_user_cache_dir(tmp_path, monkeypatch):
+    """Where the package's __pycache__ cannot hold the digest directory (here a file
+    stands in its place, which stops root too), the user's cache directory does."""
+    package = tmp_path / "pkg"
+    package.mkdir()
+    (package / "__pycache__").write_text("not a directory")
+    monkeypatch.setattr(kernel_cache, "HERE", package)
+    monkeypatch.setattr(kernel_cache, "source_digest", lambda: "d" * 16)
+    monkeypatch.delenv("NUMBA_CACHE_DIR", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "user"))
+    got = kernel_cache.cache_dir()
+    assert got == tmp_path / "user" / "livecross" / f"numba-{'d' * 16}"
+    assert got.is_dir()
+    monkeypatch.setenv("NUMBA_CACHE_DIR", str(tmp_path / "chosen"))
+    assert kernel_cache.cache_dir() == tmp_path / "chosen" / f"numba-{'d' * 16}"
