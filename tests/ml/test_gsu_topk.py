@@ -170,17 +170,27 @@ def test_kth_largest_is_the_sorted_kth(values, data):
     assert kth_largest(clustered, len(v), k, hist) == np.sort(clustered)[::-1][k - 1]
 
 
-def test_blas_limit_overlapping_threads_restore_the_original():
-    """Two tables computed at once (per-shard tables on two threads) must not leave BLAS
-    at one thread: the last one out restores the original limit."""
+def test_blas_limit_overlapping_threads_restore_the_original(monkeypatch):
+    """Two tables computed at once (per-shard tables on two threads) share one limit: the
+    first one in sets it, the last one out restores it (nested save/restore pairs would
+    restore early, or leave BLAS at one thread for the rest of the process)."""
     import threading
 
     from ml.data import gsu_topk
 
-    def blas_threads() -> list[int]:
-        return [i["num_threads"] for i in gsu_topk._blas().info() if i["user_api"] == "blas"]
+    calls: list[str] = []
 
-    original = blas_threads()
+    class Limiter:
+        def restore_original_limits(self) -> None:
+            calls.append("restore")
+
+    class Controller:
+        def limit(self, limits, user_api):
+            assert (limits, user_api) == (1, "blas")
+            calls.append("limit")
+            return Limiter()
+
+    monkeypatch.setattr(gsu_topk, "_blas", Controller)
     inside, release = threading.Event(), threading.Event()
 
     def first() -> None:
@@ -190,10 +200,13 @@ def test_blas_limit_overlapping_threads_restore_the_original():
 
     t = threading.Thread(target=first)
     t.start()
-    inside.wait(5)
+    assert inside.wait(5)
     with gsu_topk._single_threaded_blas():
-        assert set(blas_threads()) <= {1}
+        assert calls == ["limit"]
         release.set()
         t.join(5)
-        assert set(blas_threads()) <= {1}  # the first one out does not restore yet
-    assert blas_threads() == original
+        assert calls == ["limit"]  # the first one out does not restore yet
+    assert calls == ["limit", "restore"]
+    with gsu_topk._single_threaded_blas():
+        pass
+    assert calls == ["limit", "restore", "limit", "restore"]
