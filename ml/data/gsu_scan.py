@@ -21,45 +21,43 @@ import numba as nb
 import numpy as np
 
 from ml.data import kernel_cache  # noqa: F401  (numba's cache: keyed by all kernel sources)
-from ml.data.gsu_prune import scratch, topk
+from ml.data.gsu_prune import _ref, scratch, topk
 
 # Row order of the (5, E, L) refs array: the order of ``gsu.GSUS``.
 G_SHORT, G_TOPK, G_AUTHOR, G_LONG, G_LIVE = range(5)
 
 
-@nb.njit(nogil=True, cache=True, inline="always")
-def _ref(i, is_new):
-    return -(i + 2) if is_new else i
-
-
 # Rows per chunk of the "last L matching" scans: a chunk is first counted without
 # branches (vectorised), and only a chunk that holds a match is walked row by row.
 SCAN_CHUNK = 64
+ALL_BITS = -1  # mask: compare whole values
 
 
 @nb.njit(nogil=True, cache=True)
-def _last_in(col, lo, hi, a, b, is_new, out, count) -> int:
-    """Append rows hi-1 down to lo whose value is a or b to ``out`` until it is full."""
+def _last_matching(col, lo, hi, mask, a, b, is_new, out, count) -> int:
+    """Append rows hi-1 down to lo with ``col & mask`` equal to a or b to ``out`` until it
+    is full (values: mask ALL_BITS; a flag bit: mask = a = b = the bit)."""
     i = hi
     while i - lo >= SCAN_CHUNK and count < len(out):
         chunk = col[i - SCAN_CHUNK : i]
         hits = 0
         for k in range(SCAN_CHUNK):  # a constant trip count: unrolled and vectorised
-            hits += (chunk[k] == a) | (chunk[k] == b)
+            v = chunk[k] & mask
+            hits += (v == a) | (v == b)
         if hits:
-            count = _last_in_rows(col, i - SCAN_CHUNK, i, a, b, is_new, out, count)
+            count = _matching_rows(col, i - SCAN_CHUNK, i, mask, a, b, is_new, out, count)
         i -= SCAN_CHUNK
     if i > lo:
-        count = _last_in_rows(col, lo, i, a, b, is_new, out, count)
+        count = _matching_rows(col, lo, i, mask, a, b, is_new, out, count)
     return count
 
 
 @nb.njit(nogil=True, cache=True)
-def _last_in_rows(col, lo, hi, a, b, is_new, out, count) -> int:
+def _matching_rows(col, lo, hi, mask, a, b, is_new, out, count) -> int:
     for i in range(hi - 1, lo - 1, -1):
         if count >= len(out):
             break
-        v = col[i]
+        v = col[i] & mask
         if v == a or v == b:  # noqa: SIM109 (compiled: no tuple)
             out[count] = _ref(i, is_new)
             count += 1
@@ -67,31 +65,10 @@ def _last_in_rows(col, lo, hi, a, b, is_new, out, count) -> int:
 
 
 @nb.njit(nogil=True, cache=True)
-def _last_flagged(flags, lo, hi, bit, is_new, out, count) -> int:
-    """Append rows hi-1 down to lo whose flags have ``bit`` to ``out`` until it is full."""
-    i = hi
-    while i - lo >= SCAN_CHUNK and count < len(out):
-        chunk = flags[i - SCAN_CHUNK : i]
-        hits = 0
-        for k in range(SCAN_CHUNK):
-            hits += (chunk[k] & bit) != 0
-        if hits:
-            count = _last_flagged_rows(flags, i - SCAN_CHUNK, i, bit, is_new, out, count)
-        i -= SCAN_CHUNK
-    if i > lo:
-        count = _last_flagged_rows(flags, lo, i, bit, is_new, out, count)
-    return count
-
-
-@nb.njit(nogil=True, cache=True)
-def _last_flagged_rows(flags, lo, hi, bit, is_new, out, count) -> int:
-    for i in range(hi - 1, lo - 1, -1):
-        if count >= len(out):
-            break
-        if flags[i] & bit:
-            out[count] = _ref(i, is_new)
-            count += 1
-    return count
+def _last_l(new_col, n0, n1, old_col, o0, o1, mask, a, b, out) -> None:
+    """The window's last L matching rows, newest first: the hour's rows, then history's."""
+    count = _last_matching(new_col, n0, n1, mask, a, b, True, out, 0)
+    _last_matching(old_col, o0, o1, mask, a, b, False, out, count)
 
 
 @nb.njit(nogil=True, cache=True)
@@ -131,19 +108,11 @@ def window_refs(
     # its exposures, then from cache.
     for e in todo[np.argsort(olo[todo], kind="mergesort")]:
         n0, n1, o0, o1 = nlo[e], nhi[e], olo[e], ohi[e]
-        out = refs[G_SHORT, e]
-        c = _last_in(new_action, n0, n1, play, play, True, out, 0)
-        _last_in(old_action, o0, o1, play, play, False, out, c)
-        out = refs[G_LIVE, e]
-        c = _last_in(new_action, n0, n1, enter, exit_, True, out, 0)
-        _last_in(old_action, o0, o1, enter, exit_, False, out, c)
-        out = refs[G_LONG, e]
-        c = _last_flagged(new_flags, n0, n1, bit, True, out, 0)
-        _last_flagged(old_flags, o0, o1, bit, False, out, c)
-        out = refs[G_AUTHOR, e]
+        _last_l(new_action, n0, n1, old_action, o0, o1, ALL_BITS, play, play, refs[G_SHORT, e])
+        _last_l(new_action, n0, n1, old_action, o0, o1, ALL_BITS, enter, exit_, refs[G_LIVE, e])
+        _last_l(new_flags, n0, n1, old_flags, o0, o1, bit, bit, bit, refs[G_LONG, e])
         a = room_author[e]
-        c = _last_in(new_author, n0, n1, a, a, True, out, 0)
-        _last_in(old_author, o0, o1, a, a, False, out, c)
+        _last_l(new_author, n0, n1, old_author, o0, o1, ALL_BITS, a, a, refs[G_AUTHOR, e])
     # The top-k room by room (``todo``'s order), so a room's row of levels stays in
     # cache. ``warm`` sums reads made only to bring data into cache; the check at the end
     # keeps the compiler from removing them.

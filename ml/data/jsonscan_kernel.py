@@ -103,6 +103,8 @@ def _digits(buf, p, hi, m, nd):
 @njit(nogil=True, cache=True, inline="always")
 def _ws(c):
     # JSON whitespace inside a line ('\n' ends the line, so it is not skipped).
+    # The skip loops below are written out: a ``p = skip(buf, p, hi)`` helper, even
+    # inlined, made the whole decoder ~30 % slower (bench/ingest.py, 1.2M vs 1.7M/s).
     return c == 32 or c == 9 or c == 13
 
 
