@@ -9,7 +9,7 @@ export DAGSTER_HOME ?= $(LIVECROSS_HOME)/dagster_home
 export GX_ANALYTICS_ENABLED ?= false
 export DAGSTER_DISABLE_TELEMETRY ?= 1
 
-.PHONY: setup demo dev test test-fast bench lint format clean
+.PHONY: setup demo dev test bench lint format clean
 
 setup: $(STAMP)
 

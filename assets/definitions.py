@@ -6,15 +6,16 @@ import datetime as dt
 
 import dagster as dg
 
-from assets.activity import activity_accumulates, user_activity
-from assets.checks import all_checks
-from assets.checks_history import history_checks
-from assets.checks_labels import label_checks
-from assets.history import exposure_sequences, user_history
+from assets.content import content_checks, live_segments
+from assets.cross import exposure_sequences, user_history
+from assets.cross_checks import cross_checks
 from assets.ingestion import content_catalog, raw_live_events, raw_short_video_events
-from assets.labels import OUTCOME_LOOKAHEAD_HOURS, live_outcomes, live_segments, moment_streams
+from assets.ingestion_checks import ingestion_checks
+from assets.moment import live_outcomes, moment_streams, user_activity
+from assets.moment_checks import moment_checks
 from assets.partitions import START_MS, hourly_partitions
 from ml.hours import HOUR_MS, partition_key
+from ml.moment.emission_hour import OUTCOME_LOOKAHEAD_HOURS
 from resources.storage import landing_from_env, storage_from_env
 
 HOURLY = [
@@ -97,7 +98,7 @@ _storage = storage_from_env()
 
 defs = dg.Definitions(
     assets=[content_catalog, *HOURLY, live_outcomes],
-    asset_checks=[*all_checks, activity_accumulates, *label_checks, *history_checks],
+    asset_checks=[*ingestion_checks, *moment_checks, *cross_checks, *content_checks],
     jobs=[hourly_ingestion_job, hourly_pipeline_job, hourly_outcomes_job, catalog_job],
     schedules=[hourly_pipeline_schedule, hourly_outcomes_schedule],
     executor=executor,

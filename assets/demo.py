@@ -14,15 +14,23 @@ import time
 from pathlib import Path
 
 from assets.definitions import HOURLY_ASSET_NAMES
+from assets.lake import (
+    CATALOG,
+    EXPOSURE_SEQUENCES,
+    LIVE_EXPOSURES,
+    LIVE_OUTCOMES,
+    LIVE_SEGMENTS,
+    RAW_ASSETS,
+    USER_HISTORY,
+)
+from assets.partitions import START_KEY
 from ml.hours import HOUR_MS, landing_dir, parse_hour, partition_key
 from ml.io.lake import partition_dir
 from ml.io.store import DEFAULT_HOME, Store
+from ml.moment.emission_hour import OUTCOME_LOOKAHEAD_HOURS
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-HOURLY_ASSETS = HOURLY_ASSET_NAMES
-RAW_ASSETS = ["raw_live_events", "raw_short_video_events"]
-OUTCOME_LOOKAHEAD = 3  # live_outcomes[H] needs raw H .. H+3
 
 
 def sh(args: list[str], env: dict[str, str]) -> None:
@@ -35,7 +43,7 @@ def sh(args: list[str], env: dict[str, str]) -> None:
 
 def main() -> None:
     home = os.environ.get("LIVECROSS_HOME", DEFAULT_HOME)
-    start = os.environ.get("LIVECROSS_START", "2026-01-01-00:00")
+    start = START_KEY
     hours = int(os.environ.get("DEMO_HOURS", "5"))
     users = int(os.environ.get("DEMO_USERS", "3000"))
     seed = os.environ.get("DEMO_SEED", "7")
@@ -65,14 +73,14 @@ def main() -> None:
     t_sim = time.perf_counter() - t0
 
     dagster = [str(BIN / "dagster"), "asset", "materialize", "-m", "assets.definitions"]
-    sh([*dagster, "--select", "content_catalog"], env)
+    sh([*dagster, "--select", CATALOG], env)
     # Hours in order: each raw hour drops re-deliveries of the previous one, and the
     # label streams look back over the hours before.
     for key in keys:
-        sh([*dagster, "--select", ",".join(HOURLY_ASSETS), "--partition", key], env)
+        sh([*dagster, "--select", ",".join(HOURLY_ASSET_NAMES), "--partition", key], env)
     # Final outcomes only where the raw hours they look ahead to exist.
-    for key in keys[: max(0, hours - OUTCOME_LOOKAHEAD)]:
-        sh([*dagster, "--select", "live_outcomes", "--partition", key], env)
+    for key in keys[: max(0, hours - OUTCOME_LOOKAHEAD_HOURS)]:
+        sh([*dagster, "--select", LIVE_OUTCOMES, "--partition", key], env)
     summarize(store, keys, dagster_home, t_sim, time.perf_counter() - t0)
 
 
@@ -82,7 +90,7 @@ def summarize(
     print(f"\nlivecross demo — data root {store.root}, instance {dagster_home}")
     print(f"{'partition':<18}{'asset':<24}{'lines in':>10}{'clean':>10}{'dups':>7}{'quar.':>7}")
     for key in keys:
-        for asset in RAW_ASSETS:
+        for asset in RAW_ASSETS.values():
             m = store.manifest(partition_dir(asset, key)) or {}
             print(
                 f"{key:<18}{asset:<24}{m.get('lines_in', 0):>10}{m.get('clean', 0):>10}"
@@ -91,9 +99,9 @@ def summarize(
     print(f"\n{'partition':<18}{'exposures':>10}{'moment':>8}{'fast':>7}{'slow':>6}{'segments':>9}"
           f"{'fast CTR':>9}{'outcomes':>9}")  # fmt: skip
     for key in keys:
-        m = store.manifest(partition_dir("live_exposures", key)) or {}
-        seg = store.manifest(partition_dir("live_segments", key)) or {}
-        out = store.manifest(partition_dir("live_outcomes", key))
+        m = store.manifest(partition_dir(LIVE_EXPOSURES, key)) or {}
+        seg = store.manifest(partition_dir(LIVE_SEGMENTS, key)) or {}
+        out = store.manifest(partition_dir(LIVE_OUTCOMES, key))
         print(
             f"{key:<18}{m.get('exposures', 0):>10}{m.get('moment_samples', 0):>8}"
             f"{m.get('fast_samples', 0):>7}{m.get('slow_samples', 0):>6}{seg.get('segments', 0):>9}"
@@ -103,13 +111,13 @@ def summarize(
         f"\n{'partition':<18}{'history rows':>13}{'sequences':>10}{'sv top-k filled':>16}{'live seq filled':>16}"
     )
     for key in keys:
-        h = store.manifest(partition_dir("user_history", key)) or {}
-        q = store.manifest(partition_dir("exposure_sequences", key)) or {}
+        h = store.manifest(partition_dir(USER_HISTORY, key)) or {}
+        q = store.manifest(partition_dir(EXPOSURE_SEQUENCES, key)) or {}
         print(
             f"{key:<18}{h.get('rows', 0):>13}{q.get('exposures', 0):>10}"
             f"{q.get('sv_topk_nonempty', 0):>16.1%}{q.get('live_nonempty', 0):>16.1%}"
         )
-    cat = store.manifest(partition_dir("content_catalog")) or {}
+    cat = store.manifest(partition_dir(CATALOG)) or {}
     print(f"catalog rows: {cat.get('rows')}")
     print(check_summary(dagster_home))
     print(f"simulated in {t_sim:.1f}s; whole demo {t_all:.1f}s. See it in the UI: make dev")

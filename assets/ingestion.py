@@ -1,23 +1,20 @@
-"""Ingestion assets: the catalog and the two hourly raw-event tables (thin wrappers of ml.data)."""
+"""Ingestion assets: the catalog and the two hourly raw-event tables (thin wrappers over
+ml.ingest)."""
 
 from typing import Literal
 
 import dagster as dg
 import pyarrow as pa
 
+from assets.lake import CATALOG, IN_ORDER_HINT, RAW_ASSETS, publish_table, require_published
 from assets.metadata import counts_table, md_table, preview, time_span
 from assets.partitions import PREVIOUS_HOUR, hourly_partitions, partition_hour, previous_key
 from ml import schema as S
-from ml.data.catalog import ingest_catalog
-from ml.data.ingest import IngestConfig, ingest_hour
+from ml.ingest.catalog import catalog_item_ids, ingest_catalog
+from ml.ingest.landing_hour import IngestConfig, ingest_hour
 from ml.io.lake import partition_dir, quarantine_dir
-from ml.io.store import Store, parquet_bytes, parquet_parts
+from ml.io.store import Store, parquet_bytes
 from resources.storage import LakeStorage, LandingZone
-
-CATALOG = "content_catalog"
-RAW_ASSETS = {S.LIVE: "raw_live_events", S.SHORT_VIDEO: "raw_short_video_events"}
-# Which catalog table holds the items a domain's events refer to.
-ITEMS_TABLE = {S.LIVE: "rooms", S.SHORT_VIDEO: "short_videos"}
 
 
 class RawIngestConfig(dg.Config):
@@ -35,14 +32,12 @@ def content_catalog(context: dg.AssetExecutionContext, storage: LakeStorage, lan
     result = ingest_catalog(landing.store())
     if not result.conserved():
         raise RuntimeError(f"catalog rows not conserved: {result.manifest()}")
-    files = {f"{name}.parquet": parquet_bytes(t) for name, t in result.tables.items()}
-    written = lake.publish(partition_dir(CATALOG), files, result.manifest())
-    lake.publish(
-        quarantine_dir(CATALOG),
-        {"part-00000.parquet": parquet_bytes(result.quarantine)},
-        result.manifest(),
-    )
     man = result.manifest()
+    files = {f"{name}.parquet": parquet_bytes(t) for name, t in result.tables.items()}
+    written = lake.publish(partition_dir(CATALOG), files, man)
+    lake.publish(
+        quarantine_dir(CATALOG), {"part-00000.parquet": parquet_bytes(result.quarantine)}, man
+    )
     return dg.MaterializeResult(
         metadata={
             "authors": man["rows"]["authors"],
@@ -58,16 +53,8 @@ def content_catalog(context: dg.AssetExecutionContext, storage: LakeStorage, lan
 
 def read_catalog_items(lake: Store, domain: str) -> pa.Array:
     """Item ids the domain's events may refer to, from the published catalog."""
-    rel = partition_dir(CATALOG)
-    man = lake.manifest(rel)
-    if man is None:
-        raise dg.Failure(
-            f"{CATALOG} is not materialized at {lake.url(rel)}: materialize it before raw events"
-        )
-    name = f"{ITEMS_TABLE[domain]}.parquet"
-    return (
-        lake.read_parquet(f"{rel}/{name}", columns=["item_id"]).column("item_id").combine_chunks()
-    )
+    require_published(lake, CATALOG, hint="materialize it before raw events")
+    return catalog_item_ids(lake, partition_dir(CATALOG), domain)
 
 
 def read_prior_event_ids(lake: Store, asset_name: str, hour_ms: int) -> pa.Array | None:
@@ -75,13 +62,11 @@ def read_prior_event_ids(lake: Store, asset_name: str, hour_ms: int) -> pa.Array
     prev = previous_key(hour_ms)
     if prev is None:
         return None
+    require_published(
+        lake, asset_name, prev,
+        f"it is needed to drop re-deliveries that cross the hour boundary; {IN_ORDER_HINT}",
+    )  # fmt: skip
     rel = partition_dir(asset_name, prev)
-    if lake.manifest(rel) is None:
-        raise dg.Failure(
-            f"{asset_name} {prev} is not materialized ({lake.url(rel)}): it is needed to drop "
-            "re-deliveries that cross the hour boundary. Materialize the hours in order "
-            "(a backfill over the range does)."
-        )
     return lake.read_published(rel, columns=["event_id"]).column("event_id").combine_chunks()
 
 
@@ -119,12 +104,7 @@ def build_raw_events_asset(domain: str) -> dg.AssetsDefinition:
         if not res.conserved():  # a bug, never a data problem: refuse to publish
             raise RuntimeError(f"{name} {key}: lines not conserved: {res.manifest()}")
         manifest = res.manifest()
-        written = lake.publish(partition_dir(name, key), parquet_parts(res.clean), manifest)
-        lake.publish(
-            quarantine_dir(name, key),
-            {"part-00000.parquet": parquet_bytes(res.quarantine)},
-            manifest,
-        )
+        written = publish_table(lake, name, key, res.clean, manifest, quarantine=res.quarantine)
         if res.ignored_files:
             context.log.warning(f"ignored non-event files in landing: {res.ignored_files}")
         n_in = max(res.lines_in, 1)

@@ -8,6 +8,8 @@ import dagster as dg
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ml.quality import SuiteOutcome
+
 
 def md_table(rows: list[dict], columns: list[str] | None = None) -> dg.MetadataValue:
     if not rows:
@@ -50,3 +52,13 @@ def _cell(v) -> str:
     if isinstance(v, bytes):
         v = v[:60].decode("utf-8", "replace")
     return str(v).replace("|", "\\|").replace("\n", " ")[:80]
+
+
+def check_result(outcome: SuiteOutcome, **extra) -> dg.AssetCheckResult:
+    """A GX suite's outcome as a Dagster check result: the expectations as Markdown, the
+    failed ones apart, and the figures the check computed."""
+    meta = {"expectations": dg.MetadataValue.md(outcome.markdown()), **extra}
+    failed = outcome.failures()
+    if failed:
+        meta["failed"] = md_table(failed)
+    return dg.AssetCheckResult(passed=outcome.success, metadata=meta)

@@ -27,9 +27,9 @@ import pyarrow.json as pj
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from ml.data.ingest import ingest_hour  # noqa: E402
-from ml.data.landing import event_hour_dir  # noqa: E402
 from ml.hours import HOUR_MS, parse_hour  # noqa: E402
+from ml.ingest.landing import event_hour_dir  # noqa: E402
+from ml.ingest.landing_hour import ingest_hour  # noqa: E402
 from ml.io.store import Store, parquet_bytes, parquet_parts  # noqa: E402
 
 START = "2026-01-01-00:00"

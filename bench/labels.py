@@ -33,11 +33,11 @@ import pyarrow.parquet as pq
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from ml.data.features import SV_COLUMNS  # noqa: E402
-from ml.data.ingest import ingest_hours  # noqa: E402
-from ml.data.live_hour import LOOKBACK_HOURS, label_hour  # noqa: E402
 from ml.hours import HOUR_MS, parse_hour  # noqa: E402
+from ml.ingest.landing_hour import ingest_hours  # noqa: E402
 from ml.io.store import Store, parquet_parts  # noqa: E402
+from ml.moment.emission_hour import LOOKBACK_HOURS, label_hour  # noqa: E402
+from ml.moment.features import SV_COLUMNS  # noqa: E402
 
 START = "2026-01-01-00:00"
 HOURS = LOOKBACK_HOURS + 1
@@ -78,9 +78,9 @@ def ours(live_files: list[Path], sv_files: list[Path], hour_ms: int):
 
 
 def ours_fast_only(live_files: list[Path], hour_ms: int) -> float:
-    from ml.data.labels import fast_samples
-    from ml.data.live_hour import in_scope
-    from ml.data.sessions import build_timeline, dedup_events
+    from ml.moment.emission_hour import in_scope
+    from ml.moment.labels import fast_samples
+    from ml.moment.sessions import build_timeline, dedup_events
 
     t0 = time.perf_counter()
     live = pa.concat_tables([pq.read_table(p) for p in live_files])

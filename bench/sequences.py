@@ -1,7 +1,7 @@
 """GSU sequence throughput: live exposures/s for all five GSUs at history lengths of 1k,
 5k and 10k interactions per user, plus the history merge's rows/s.
 
-Synthetic, seeded, but through the real code path (``ml.data.cross_hour``): a catalog of
+Synthetic, seeded, but through the real code path (``ml.cross.cross_hour``): a catalog of
 short videos / rooms with category-clustered embeddings (like the simulator's), shards
 of per-user histories of exactly ``h`` interactions (the simulator's action mix: ~88 %
 plays, ~7 % other short-video actions, ~5 % live), one hour of new interactions, and
@@ -11,7 +11,7 @@ not timed), so memory stays bounded by ``threads`` shards.
 
 value: exposures / seconds of ``sequence_hour`` at h = 10k (the hour's room x video score
 table included), 2 threads. peer: the same GSUs written as a straightforward pandas
-group-by per user (``ml.data.gsu_reference``, the definition the tests use), timed on a
+group-by per user (``ml.cross.gsu_reference``, the definition the tests use), timed on a
 subset of exposures and extrapolated per exposure; its output is checked equal to ours.
 
     python bench/sequences.py [--users-per-shard 200] [--shards 8] [--lengths 1000,5000,10000]
@@ -37,16 +37,15 @@ import pyarrow.parquet as pq
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from ml.data.cross_hour import sequence_hour  # noqa: E402
-from ml.data.gsu import extract  # noqa: E402
-from ml.data.gsu_reference import reference_sequences  # noqa: E402
-from ml.data.gsu_topk import Scorer  # noqa: E402
-from ml.data.history import (  # noqa: E402
+from ml.cross.catalog_view import CatalogView  # noqa: E402
+from ml.cross.cross_hour import sequence_hour  # noqa: E402
+from ml.cross.gsu import extract  # noqa: E402
+from ml.cross.gsu_reference import reference_sequences  # noqa: E402
+from ml.cross.history import (  # noqa: E402
     ACTION_CODES,
     FLAG_LONG_VIEW,
     LIVE_BASE,
     SV_PLAY,
-    Catalog,
     Columns,
     merge,
     resolve_catalog,
@@ -56,6 +55,7 @@ from ml.data.history import (  # noqa: E402
     to_columns,
     to_table,
 )
+from ml.cross.score_levels import Scorer  # noqa: E402
 from ml.io.store import parquet_bytes  # noqa: E402
 
 HOUR = 1_767_225_600_000  # 2026-01-01 00:00 UTC
@@ -64,7 +64,7 @@ SV_OTHER = [c for (d, _), c in ACTION_CODES.items() if c < LIVE_BASE and c != SV
 LIVE_CODES = [c for c in ACTION_CODES.values() if c >= LIVE_BASE]
 
 
-def catalog(rng, videos: int, rooms: int, authors: int) -> Catalog:
+def catalog(rng, videos: int, rooms: int, authors: int) -> CatalogView:
     centroids = rng.standard_normal((K, D))
 
     def items(n):
@@ -85,7 +85,7 @@ def catalog(rng, videos: int, rooms: int, authors: int) -> Catalog:
 
     vc, ve = items(videos)
     rc, re_ = items(rooms)
-    return Catalog.from_tables(
+    return CatalogView.from_tables(
         table(np.arange(videos, dtype=np.int64) * 7 + 3, vc, ve),
         table(np.arange(rooms, dtype=np.int64) * 11 + 5, rc, re_),
     )
@@ -94,7 +94,7 @@ def catalog(rng, videos: int, rooms: int, authors: int) -> Catalog:
 class World:
     """Seeded synthetic shards: users of shard s, their histories and the hour's rows."""
 
-    def __init__(self, cat: Catalog, shards: int, users_per_shard: int, seed: int, rooms: int):
+    def __init__(self, cat: CatalogView, shards: int, users_per_shard: int, seed: int, rooms: int):
         self.cat, self.shards, self.seed = cat, shards, seed
         pool = np.arange(shards * users_per_shard * 3, dtype=np.int64) * 9973 + 17
         sh = shard_of(pool, shards)

@@ -37,6 +37,18 @@ REQUIRED_BY_TYPE = {
 
 PAGES = ("feed", "follow", "explore", "live_square", "search")
 
+# ---- constants more than one stage shares (Moment, Cross, models) -------------------------
+# The six prediction tasks of a live exposure, in the order every table and model uses.
+TASKS = ("click", "long_view", "like", "comment", "follow", "gift")
+# A live session is a long view when the user watched at least this long after entering.
+LONG_VIEW_MS = 60_000
+# A short-video play of at least this share of the video is a long view.
+SV_LONG_VIEW_RATIO = 0.5
+# The five General Search Units of a live exposure (DESIGN §7.2), in column order.
+GSUS = ("sv_short", "sv_topk", "author", "long_view", "live")
+# History action codes fit in int8 and below this bound (short video < 16 <= live).
+N_ACTION_CODES = 32
+
 # ---- the raw event record ---------------------------------------------------------------
 # JSON field -> Arrow type. Every landing line is one JSON object with these fields;
 # fields a type does not use are null or absent; unknown fields are ignored.

@@ -7,9 +7,9 @@ from dataclasses import dataclass
 import pyarrow as pa
 
 from ml import schema as S
-from ml.data.history import Catalog
-from ml.data.ingest import ingest_hours
+from ml.cross.catalog_view import CatalogView
 from ml.hours import parse_hour
+from ml.ingest.landing_hour import ingest_hours
 from ml.io.store import Store
 from ml.sim import SimConfig, simulate
 
@@ -19,7 +19,7 @@ H0 = parse_hour("2026-01-01-00:00")
 @dataclass
 class SimHours:
     store: Store
-    catalog: Catalog
+    catalog: CatalogView
     live: list[pa.Table]  # clean raw events per hour, H0 first
     sv: list[pa.Table]
 
@@ -41,4 +41,6 @@ def simulated_hours(root, hours: int, users: int, seed: int, known_items: bool =
         ]
         for d in (S.LIVE, S.SHORT_VIDEO)
     }
-    return SimHours(store, Catalog.from_tables(sv_cat, rooms), clean[S.LIVE], clean[S.SHORT_VIDEO])
+    return SimHours(
+        store, CatalogView.from_tables(sv_cat, rooms), clean[S.LIVE], clean[S.SHORT_VIDEO]
+    )

@@ -1,7 +1,7 @@
 """The catalog (``landing/catalog``) from KuaiLive-M3: authors, short videos, rooms, and
 ``taxonomy.json`` (the sorted first-level category names; a category is its index).
 
-Rows are validated the way ``ml.data.catalog.ingest_catalog`` will validate them (plus
+Rows are validated the way ``ml.ingest.catalog.ingest_catalog`` will validate them (plus
 type checks), so what lands ingests without quarantine; rejected rows go to the import
 rejects. Embedding rows are reduced as they stream in and spilled by output chunk, so
 the tables are assembled chunk by chunk (memory: one chunk plus the output bytes).

@@ -48,7 +48,8 @@ def pg_database():
 def test_cli_run_is_stored_in_postgres(tmp_path, pg_database):
     home = Store(str(tmp_path / "home"))
     write_catalog(home)
-    write_landing(home, "live", H0, [event(f"e{i}", t=i) for i in range(50)])
+    n_events = 50
+    write_landing(home, "live", H0, [event(f"e{i}", t=i) for i in range(n_events)])
     dagster_home = tmp_path / "dagster_home"
     dagster_home.mkdir()
     (dagster_home / "dagster.yaml").write_text(
@@ -73,7 +74,7 @@ def test_cli_run_is_stored_in_postgres(tmp_path, pg_database):
             cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
         )  # fmt: skip
         assert r.returncode == 0, r.stderr[-3000:]
-    assert home.read_published("lake/raw_live_events/2026-01-01-00:00").num_rows == 50
+    assert home.read_published("lake/raw_live_events/2026-01-01-00:00").num_rows == n_events
     with _connect(pg_database) as conn, conn.cursor() as cur:
         cur.execute("SELECT status FROM runs ORDER BY create_timestamp")
         assert [s for (s,) in cur.fetchall()] == ["SUCCESS", "SUCCESS"]

@@ -8,8 +8,8 @@ import sys
 import dagster as dg
 import pytest
 
-from assets.checks import all_checks
 from assets.ingestion import content_catalog, raw_live_events, raw_short_video_events
+from assets.ingestion_checks import ingestion_checks
 from ml.io.store import Store
 from resources.storage import LakeStorage, LandingZone, storage_from_env
 from tests.conftest import ROOT
@@ -39,7 +39,7 @@ def simulate(root: str) -> None:
 
 def materialize_all(storage: LakeStorage) -> None:
     res_defs = {"storage": storage, "landing": LandingZone(storage=storage)}
-    defs = [content_catalog, raw_live_events, raw_short_video_events, *all_checks]
+    defs = [content_catalog, raw_live_events, raw_short_video_events, *ingestion_checks]
     assert dg.materialize(defs, selection=[content_catalog.key], resources=res_defs).success
     for key in KEYS:
         sel = dg.AssetSelection.assets(raw_live_events, raw_short_video_events)

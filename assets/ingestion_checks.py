@@ -1,0 +1,137 @@
+"""Asset checks of ingestion: Great Expectations suites run inside Dagster checks.
+
+Blocking checks (schema/ranges, quarantine rate, conservation) stop downstream assets of
+the same run when they fail; the duplicate-rate band only warns.
+"""
+
+import dagster as dg
+import pandas as pd
+
+from assets.lake import CATALOG, RAW_ASSETS, read_partition, require_published
+from assets.metadata import check_result
+from assets.partitions import hourly_partitions, partition_hour
+from ml import quality
+from ml.ingest.catalog import catalog_id_columns
+from ml.ingest.landing_hour import count_landing_lines
+from ml.io.lake import partition_dir, quarantine_dir
+from ml.quality.ingest import raw_events_suite
+from resources.storage import LakeStorage, LandingZone
+
+
+def _one_figure(name: str, value: float, max_value: float, min_value: float, suite: str):
+    """A one-row frame of one figure validated against its band."""
+    return quality.validate(
+        pd.DataFrame({name: [value]}),
+        [quality.rate_expectation(name, max_value, min_value)],
+        suite,
+    )
+
+
+def build_raw_event_checks(domain: str) -> list[dg.AssetChecksDefinition]:
+    name = RAW_ASSETS[domain]
+
+    @dg.asset_check(
+        asset=name,
+        name="schema_and_ranges",
+        partitions_def=hourly_partitions,
+        blocking=True,
+        description="GX suite: columns, types, enums, non-null ids, unique event_id, time and value ranges.",
+    )
+    def schema_and_ranges(context: dg.AssetCheckExecutionContext, storage: LakeStorage):
+        key, hour_ms = partition_hour(context)
+        table = read_partition(storage.store(), name, key)
+        outcome = quality.validate(
+            table.to_pandas(), raw_events_suite(domain, hour_ms), f"{name}_schema"
+        )
+        return check_result(outcome, rows=table.num_rows)
+
+    @dg.asset_check(
+        asset=name,
+        name="quarantine_rate",
+        partitions_def=hourly_partitions,
+        blocking=True,
+        description=f"Quarantined lines / lines in <= {quality.MAX_QUARANTINE_RATE:.0%} (LIVECROSS_MAX_QUARANTINE_RATE).",
+    )
+    def quarantine_rate(context: dg.AssetCheckExecutionContext, storage: LakeStorage):
+        key, _ = partition_hour(context)
+        man = require_published(storage.store(), name, key)
+        rate = man["quarantined"] / max(man["lines_in"], 1)
+        outcome = _one_figure(
+            "quarantine_rate", rate, quality.MAX_QUARANTINE_RATE, 0.0, f"{name}_quarantine_rate"
+        )
+        return check_result(
+            outcome, quarantine_rate=rate, quarantined=man["quarantined"], lines_in=man["lines_in"]
+        )
+
+    @dg.asset_check(
+        asset=name,
+        name="duplicate_rate",
+        partitions_def=hourly_partitions,
+        blocking=False,
+        description="Duplicate deliveries / lines in within the expected band (warns).",
+    )
+    def duplicate_rate(context: dg.AssetCheckExecutionContext, storage: LakeStorage):
+        key, _ = partition_hour(context)
+        man = require_published(storage.store(), name, key)
+        rate = man["duplicates"] / max(man["lines_in"], 1)
+        lo, hi = quality.DUPLICATE_RATE_BAND
+        outcome = _one_figure("duplicate_rate", rate, hi, lo, f"{name}_duplicate_rate")
+        res = check_result(outcome, duplicate_rate=rate, duplicates=man["duplicates"])
+        return dg.AssetCheckResult(
+            passed=res.passed, metadata=res.metadata, severity=dg.AssetCheckSeverity.WARN
+        )
+
+    @dg.asset_check(
+        asset=name,
+        name="conservation",
+        partitions_def=hourly_partitions,
+        blocking=True,
+        description="Every landing line is exactly one of clean, duplicate, quarantined (recounted from landing and lake).",
+    )
+    def conservation(
+        context: dg.AssetCheckExecutionContext, storage: LakeStorage, landing: LandingZone
+    ):
+        key, hour_ms = partition_hour(context)
+        lake = storage.store()
+        clean = read_partition(lake, name, key, columns=["event_id"]).num_rows
+        quarantined = lake.read_published(quarantine_dir(name, key), columns=["reason"]).num_rows
+        lines_in = count_landing_lines(landing.store(), domain, hour_ms)
+        unbalanced = lines_in - clean - quarantined
+        outcome = _one_figure("unbalanced_lines", unbalanced, 0, 0, f"{name}_conservation")
+        return check_result(
+            outcome, landing_lines=lines_in, clean=clean, duplicates_and_quarantined=quarantined
+        )
+
+    return [schema_and_ranges, quarantine_rate, duplicate_rate, conservation]
+
+
+@dg.asset_check(
+    asset=CATALOG,
+    name="catalog_keys_and_conservation",
+    blocking=True,
+    description="GX: unique non-null ids per catalog table; rows in = clean + quarantined.",
+)
+def catalog_keys_and_conservation(storage: LakeStorage):
+    lake = storage.store()
+    man = require_published(lake, CATALOG)
+    quarantined = lake.read_published(quarantine_dir(CATALOG), columns=["reason"]).num_rows
+    unbalanced = sum(man["rows_in"].values()) - sum(man["rows"].values()) - quarantined
+    outcomes = [
+        quality.validate(
+            ids.to_pandas().to_frame(col),
+            [
+                quality.Expect("ExpectColumnValuesToBeUnique", {"column": col}),
+                quality.Expect("ExpectColumnValuesToNotBeNull", {"column": col}),
+            ],
+            f"catalog_{col}",
+        )
+        for col, ids in catalog_id_columns(lake, partition_dir(CATALOG)).items()
+    ]
+    outcomes.append(_one_figure("unbalanced_rows", unbalanced, 0, 0, "catalog_conservation"))
+    return check_result(
+        quality.merge(*outcomes), rows=dg.MetadataValue.json(man["rows"]), quarantined=quarantined
+    )
+
+
+raw_event_checks = [c for d in RAW_ASSETS for c in build_raw_event_checks(d)]
+ingestion_checks = [*raw_event_checks, catalog_keys_and_conservation]

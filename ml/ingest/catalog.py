@@ -1,0 +1,205 @@
+"""Catalog ingestion: authors, short videos and live rooms from ``landing/catalog/``.
+
+Columns are checked and cast to the contract's types (a missing or uncastable column is
+one clear error naming it); rows that break a rule go to quarantine with a reason, in
+the same quarantine table as events (line_number = 1-based row number, raw_line = the
+row as JSON). Rows in = clean rows + quarantined rows, per table.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import posixpath
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from ml import schema as S
+from ml.ingest.landing import CorruptFileError, MissingLandingHourError
+from ml.io.store import StorageError, Store
+
+CATALOG_DIR = "landing/catalog"
+# Order matters: items are checked against the clean authors.
+TABLE_ORDER = ("authors", "short_videos", "rooms")
+_KEY = {"authors": "author_id", "short_videos": "item_id", "rooms": "item_id"}
+
+
+class CatalogSchemaError(StorageError):
+    """A catalog file lacks a column or holds one of an uncastable type."""
+
+
+@dataclass
+class CatalogResult:
+    tables: dict[str, pa.Table]
+    quarantine: pa.Table
+    rows_in: dict[str, int]
+
+    def conserved(self) -> bool:
+        files = self.quarantine.column("source_file").to_pylist()
+        return all(
+            self.rows_in[n] == self.tables[n].num_rows + files.count(_path(n)) for n in TABLE_ORDER
+        )
+
+    def manifest(self) -> dict:
+        reasons = self.quarantine.column("reason").to_pylist()
+        return {
+            "rows_in": self.rows_in,
+            "rows": {n: t.num_rows for n, t in self.tables.items()},
+            "quarantined": len(reasons),
+            "reasons": {r: reasons.count(r) for r in sorted(set(reasons))},
+        }
+
+
+def _path(name: str) -> str:
+    return posixpath.join(CATALOG_DIR, f"{name}.parquet")
+
+
+def read_catalog_file(store: Store, name: str) -> pa.Table:
+    rel = _path(name)
+    if not store.exists(rel):
+        raise MissingLandingHourError(f"missing catalog table {store.url(rel)}")
+    try:
+        # Only the contract's columns: importers may add wide extras (full-size embeddings).
+        data = store.read_bytes(rel)
+        present = set(pq.read_schema(io.BytesIO(data)).names)
+        wanted = [n for n in S.CATALOG_TABLES[name].names if n in present]
+        return pq.read_table(io.BytesIO(data), columns=wanted)
+    except (pa.ArrowInvalid, OSError) as e:
+        raise CorruptFileError(store.url(rel), str(e)) from e
+    except StorageError as e:
+        if "corrupt Parquet" in str(e):
+            raise CorruptFileError(store.url(rel), str(e).split(": ", 1)[-1]) from e
+        raise
+
+
+def conform(table: pa.Table, target: pa.Schema, name: str) -> tuple[pa.Table, np.ndarray]:
+    """Select and cast the contract's columns; returns (table, rows with a bad embedding)."""
+    missing = [f.name for f in target if f.name not in table.column_names]
+    if missing:
+        raise CatalogSchemaError(f"catalog table {name!r} lacks column(s) {missing}")
+    bad_embedding = np.zeros(table.num_rows, bool)
+    cols = []
+    for f in target:
+        col = table.column(f.name)
+        if pa.types.is_fixed_size_list(f.type) and not pa.types.is_fixed_size_list(col.type):
+            # Variable-length lists: rows of the wrong length are quarantined, not fatal.
+            lengths = pc.fill_null(pc.list_value_length(col), -1).to_numpy(zero_copy_only=False)
+            wrong = lengths != f.type.list_size
+            bad_embedding |= wrong
+            fill = pa.scalar([0.0] * f.type.list_size, pa.list_(pa.float32()))
+            col = pc.if_else(pa.array(wrong), fill, col.cast(pa.list_(pa.float32())))
+        try:
+            cols.append(col.cast(f.type))
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as e:
+            raise CatalogSchemaError(
+                f"catalog table {name!r}: column {f.name!r} of type {col.type} "
+                f"cannot be read as {f.type}: {e}"
+            ) from e
+    return pa.table(cols, schema=target), bad_embedding
+
+
+def ingest_catalog(store: Store) -> CatalogResult:
+    tables: dict[str, pa.Table] = {}
+    rows_in: dict[str, int] = {}
+    quarantined: list[tuple[str, int, str, str, str | None, bytes]] = []
+    for name in TABLE_ORDER:
+        raw = read_catalog_file(store, name)
+        rows_in[name] = raw.num_rows
+        table, bad_embedding = conform(raw, S.CATALOG_TABLES[name], name)
+        reasons = _row_reasons(name, table, bad_embedding, tables.get("authors"))
+        bad = np.flatnonzero(reasons != "")
+        if len(bad):
+            rows = raw.take(pa.array(bad)).to_pylist()
+            key = _KEY[name]
+            for i, row in zip(bad, rows, strict=True):
+                quarantined.append(
+                    (
+                        _path(name),
+                        int(i) + 1,
+                        str(reasons[i]),
+                        f"{name} row {int(i) + 1}: {reasons[i]}",
+                        None if row.get(key) is None else str(row.get(key)),
+                        json.dumps(row, default=str, sort_keys=True).encode(),
+                    )
+                )
+        tables[name] = table.filter(pa.array(reasons == "")).combine_chunks()
+    cols = list(zip(*quarantined, strict=True)) if quarantined else [[]] * 6
+    q = pa.table(
+        dict(zip(S.QUARANTINE_SCHEMA.names, cols, strict=True)), schema=S.QUARANTINE_SCHEMA
+    )
+    return CatalogResult(tables, q, rows_in)
+
+
+def _row_reasons(
+    name: str, t: pa.Table, bad_embedding: np.ndarray, authors: pa.Table | None
+) -> np.ndarray:
+    n = t.num_rows
+    reasons = np.full(n, "", dtype=object)
+
+    def mark(reason: str, mask) -> None:
+        mask = np.asarray(mask, bool)
+        reasons[mask & (reasons == "")] = reason
+
+    def arr(col: str, fill):
+        return pc.fill_null(t.column(col), fill).to_numpy(zero_copy_only=False)
+
+    key = _KEY[name]
+    id_cols = [key] if name == "authors" else [key, "author_id"]
+    mark(
+        "missing_id",
+        np.any([pc.is_null(t.column(c)).to_numpy(zero_copy_only=False) for c in id_cols], axis=0),
+    )
+    keys = arr(key, -1)
+    first = np.zeros(n, bool)
+    first[np.unique(keys, return_index=True)[1]] = True
+    mark("duplicate_id", ~first)
+    if authors is not None:
+        known = pc.is_in(t.column("author_id"), value_set=authors.column("author_id"))
+        mark("unknown_author", ~pc.fill_null(known, False).to_numpy(zero_copy_only=False))
+    if name == "short_videos":
+        dur = arr("duration_ms", 0)
+        mark("negative_value", dur < 0)
+        mark("absurd_value", (dur == 0) | (dur > S.MAX_DURATION_MS))
+    if name == "rooms":
+        start, end = arr("start_ms", -1), t.column("end_ms")
+        mark("bad_time_range", start < S.MIN_VALID_TIME_MS)
+        ends = pc.fill_null(end, np.iinfo(np.int64).max).to_numpy(zero_copy_only=False)
+        mark("bad_time_range", ends < start)
+    if name == "authors":
+        q = arr("quality", np.nan)
+        mark("absurd_value", ~np.isfinite(q))
+        mark(
+            "absurd_value",
+            ~np.isin(t.column("author_type").to_numpy(zero_copy_only=False), S.AUTHOR_TYPES),
+        )
+    if "embedding" in t.column_names:
+        emb = t.column("embedding")
+        nulls = pc.is_null(emb).to_numpy(zero_copy_only=False)
+        flat = pc.list_flatten(pc.fill_null(emb, pa.scalar([0.0] * emb.type.list_size, emb.type)))
+        finite = np.isfinite(flat.to_numpy(zero_copy_only=False).reshape(n, -1)).all(axis=1)
+        mark("bad_embedding", bad_embedding | nulls | ~finite)
+    return reasons
+
+
+# Which catalog table holds the items a domain's events refer to.
+ITEMS_TABLE = {S.LIVE: "rooms", S.SHORT_VIDEO: "short_videos"}
+
+
+def catalog_item_ids(lake: Store, catalog_dir: str, domain: str) -> pa.Array:
+    """Item ids the domain's events may refer to, from the published catalog."""
+    name = f"{catalog_dir}/{ITEMS_TABLE[domain]}.parquet"
+    return lake.read_parquet(name, columns=["item_id"]).column("item_id").combine_chunks()
+
+
+def catalog_id_columns(lake: Store, catalog_dir: str) -> dict[str, pa.ChunkedArray]:
+    """The key column of each published catalog table, named ``<table>_<key>`` (the
+    catalog check's uniqueness and non-null rules read these)."""
+    keys = {"authors": "author_id", "short_videos": "item_id", "rooms": "item_id"}
+    return {
+        f"{t}_{k}": lake.read_parquet(f"{catalog_dir}/{t}.parquet", columns=[k]).column(k)
+        for t, k in keys.items()
+    }
