@@ -11,11 +11,14 @@ from assets.cross import exposure_sequences, user_history
 from assets.cross_checks import cross_checks
 from assets.ingestion import content_catalog, raw_live_events, raw_short_video_events
 from assets.ingestion_checks import ingestion_checks
+from assets.models import moment_cross_eval, moment_cross_training
+from assets.models_checks import model_checks
 from assets.moment import live_outcomes, moment_streams, user_activity
 from assets.moment_checks import moment_checks
-from assets.partitions import START_MS, hourly_partitions
+from assets.partitions import START_MS, hourly_partitions, model_partitions
 from ml.hours import HOUR_MS, partition_key
 from ml.moment.emission_hour import OUTCOME_LOOKAHEAD_HOURS
+from resources.device import device_from_env
 from resources.storage import landing_from_env, storage_from_env
 
 HOURLY = [
@@ -39,6 +42,7 @@ MOMENT_ASSET_NAMES = _names(
 )
 CROSS_ASSET_NAMES = _names(user_history, exposure_sequences)
 HOURLY_ASSET_NAMES = MOMENT_ASSET_NAMES + CROSS_ASSET_NAMES
+MODEL_ASSET_NAMES = _names(moment_cross_training)
 
 hourly_ingestion_job = dg.define_asset_job(
     "hourly_ingestion",
@@ -60,6 +64,21 @@ hourly_outcomes_job = dg.define_asset_job(
     selection=dg.AssetSelection.assets(live_outcomes),
     partitions_def=hourly_partitions,
     description=f"Final outcomes of an hour, once the {OUTCOME_LOOKAHEAD_HOURS} hours after it exist.",
+)
+
+model_training_job = dg.define_asset_job(
+    "model_training",
+    selection=dg.AssetSelection.assets(moment_cross_training),
+    partitions_def=model_partitions,
+    description="One variant's streaming training of one hour: replay the hour's samples in "
+    "emission order, scoring each exposure before training on anything emitted after it.",
+)
+
+model_evaluation_job = dg.define_asset_job(
+    "model_evaluation",
+    selection=dg.AssetSelection.assets(moment_cross_eval),
+    partitions_def=model_partitions,
+    description="One variant's predictions of an hour against the hour's final outcomes.",
 )
 
 catalog_job = dg.define_asset_job(
@@ -97,10 +116,21 @@ executor = dg.multiprocess_executor.configured(
 _storage = storage_from_env()
 
 defs = dg.Definitions(
-    assets=[content_catalog, *HOURLY, live_outcomes],
-    asset_checks=[*ingestion_checks, *moment_checks, *cross_checks, *content_checks],
-    jobs=[hourly_ingestion_job, hourly_pipeline_job, hourly_outcomes_job, catalog_job],
+    assets=[content_catalog, *HOURLY, live_outcomes, moment_cross_training, moment_cross_eval],
+    asset_checks=[*ingestion_checks, *moment_checks, *cross_checks, *content_checks, *model_checks],
+    jobs=[
+        hourly_ingestion_job,
+        hourly_pipeline_job,
+        hourly_outcomes_job,
+        model_training_job,
+        model_evaluation_job,
+        catalog_job,
+    ],
     schedules=[hourly_pipeline_schedule, hourly_outcomes_schedule],
     executor=executor,
-    resources={"storage": _storage, "landing": landing_from_env(_storage)},
+    resources={
+        "storage": _storage,
+        "landing": landing_from_env(_storage),
+        "device": device_from_env(),
+    },
 )

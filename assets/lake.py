@@ -29,6 +29,10 @@ LIVE_OUTCOMES = "live_outcomes"
 LIVE_SEGMENTS = "live_segments"
 USER_HISTORY = "user_history"
 EXPOSURE_SEQUENCES = "exposure_sequences"
+STREAM_ASSETS = {stream: asset for asset, stream in STREAMS.items()}  # stream -> its samples
+MOMENT_CROSS_MODEL = "moment_cross_model"
+LIVE_PREDICTIONS = "live_predictions"
+MOMENT_CROSS_EVAL = "moment_cross_eval"
 
 # What to do about a missing upstream partition, by how it is read.
 IN_ORDER_HINT = "materialize the hours in order (a backfill over the range does)"

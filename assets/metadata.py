@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from datetime import UTC, datetime
 
 import dagster as dg
@@ -52,6 +53,11 @@ def _cell(v) -> str:
     if isinstance(v, bytes):
         v = v[:60].decode("utf-8", "replace")
     return str(v).replace("|", "\\|").replace("\n", " ")[:80]
+
+
+def png(data: bytes, alt: str = "plot") -> dg.MetadataValue:
+    """A PNG shown inline in the UI (Markdown with the image as a data URI)."""
+    return dg.MetadataValue.md(f"![{alt}](data:image/png;base64,{base64.b64encode(data).decode()})")
 
 
 def check_result(outcome: SuiteOutcome, **extra) -> dg.AssetCheckResult:

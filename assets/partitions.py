@@ -7,7 +7,8 @@ import os
 import dagster as dg
 
 from ml.hours import HOUR_MS, InvalidHourError, parse_hour, partition_key
-from ml.io.lake import checked_key
+from ml.io.lake import checked_key, checked_variant
+from ml.train.variants import VARIANT_KEYS
 
 START_KEY = os.environ.get("LIVECROSS_START", "2026-01-01-00:00")
 try:
@@ -16,6 +17,7 @@ except InvalidHourError as e:
     raise InvalidHourError(f"LIVECROSS_START: {e}") from e
 
 hourly_partitions = dg.HourlyPartitionsDefinition(start_date=partition_key(START_MS))
+HOUR_DIM, VARIANT_DIM = "hour", "variant"
 
 # The partition just before: cross-hour dedup of raw events looks one hour back.
 PREVIOUS_HOUR = dg.TimeWindowPartitionMapping(start_offset=-1, end_offset=-1)
@@ -36,3 +38,33 @@ def partition_hour(context) -> tuple[str, int]:
 def previous_key(hour_ms: int) -> str | None:
     """The previous partition's key, or None for the first partition."""
     return None if hour_ms <= START_MS else partition_key(hour_ms - HOUR_MS)
+
+
+# Model assets: one series of hourly partitions per variant × seed (ml.train.variants),
+# so every variant is visible, comparable and backfillable in the UI.
+variant_partitions = dg.StaticPartitionsDefinition(list(VARIANT_KEYS))
+model_partitions = dg.MultiPartitionsDefinition(
+    {HOUR_DIM: hourly_partitions, VARIANT_DIM: variant_partitions}
+)
+# model[H, v] <- the same hour of an hourly asset
+SAME_HOUR = dg.MultiToSingleDimensionPartitionMapping(partition_dimension_name=HOUR_DIM)
+# model[H, v] <- model[H-1, v]
+PREVIOUS_MODEL_HOUR = dg.MultiPartitionMapping(
+    {
+        HOUR_DIM: dg.DimensionPartitionMapping(HOUR_DIM, PREVIOUS_HOUR),
+        VARIANT_DIM: dg.DimensionPartitionMapping(VARIANT_DIM, dg.IdentityPartitionMapping()),
+    }
+)
+
+
+def model_partition(context) -> tuple[str, int, str]:
+    """(hour key, hour start in ms, variant) of a model run's partition, both validated."""
+    keys = context.partition_key.keys_by_dimension
+    key, variant = keys[HOUR_DIM], keys[VARIANT_DIM]
+    checked_key(key)
+    checked_variant(variant)
+    if not hourly_partitions.has_partition_key(key):
+        raise InvalidHourError(f"partition key {key!r} is outside the hourly partitions")
+    if variant not in VARIANT_KEYS:
+        raise ValueError(f"unknown variant {variant!r}")
+    return key, parse_hour(key), variant

@@ -8,6 +8,7 @@ from assets.definitions import defs
 from assets.partitions import hourly_partitions
 from ml.io.lake import partition_dir
 from ml.io.store import Store, parquet_parts
+from resources.device import Device
 from resources.storage import LakeStorage, LandingZone
 
 ASSETS, CHECKS = list(defs.assets), list(defs.asset_checks)
@@ -15,7 +16,11 @@ ASSETS, CHECKS = list(defs.assets), list(defs.asset_checks)
 
 def resources(root: str) -> dict:
     storage = LakeStorage(root=root)
-    return {"storage": storage, "landing": LandingZone(storage=storage)}
+    return {
+        "storage": storage,
+        "landing": LandingZone(storage=storage),
+        "device": Device(kind="cpu"),
+    }
 
 
 def evaluations(result) -> dict[str, bool]:

@@ -3,6 +3,7 @@
 lake/<asset>/<partition key>/part-*.parquet + _SUCCESS
 lake/quarantine/<asset>/<partition key>/part-*.parquet + _SUCCESS
 lake/<asset>/...                              (unpartitioned assets)
+lake/<asset>/<variant>/<partition key>/...    (model assets: one series per variant)
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import re
 from ml.hours import parse_hour, partition_key
 
 _ASSET_RE = re.compile(r"^[a-z][a-z0-9_]*$")
+_VARIANT_RE = re.compile(r"^[a-z][a-z0-9_]*-s[0-9]{1,4}$")
 
 
 def _asset(name: str) -> str:
@@ -31,6 +33,19 @@ def checked_key(key: str) -> str:
 
 def partition_dir(asset: str, key: str | None = None) -> str:
     base = posixpath.join("lake", _asset(asset))
+    return base if key is None else posixpath.join(base, checked_key(key))
+
+
+def checked_variant(variant: str) -> str:
+    """A variant key (``<name>-s<seed>``), validated before it becomes part of a path."""
+    if not _VARIANT_RE.match(variant):
+        raise ValueError(f"invalid variant key {variant!r}: expected <name>-s<seed>")
+    return variant
+
+
+def variant_dir(asset: str, variant: str, key: str | None = None) -> str:
+    """lake/<asset>/<variant>[/<hour key>]: one series of hourly partitions per variant."""
+    base = posixpath.join("lake", _asset(asset), checked_variant(variant))
     return base if key is None else posixpath.join(base, checked_key(key))
 
 
