@@ -12,27 +12,30 @@ import pyarrow as pa
 from assets.partitions import START_MS
 from ml import schema as S
 from ml.hours import HOUR_MS, partition_key
-from ml.io.lake import partition_dir, quarantine_dir
+from ml.io.lake import (
+    CATALOG,
+    EXPOSURE_SEQUENCES,
+    LIVE_EXPOSURES,
+    LIVE_OUTCOMES,
+    LIVE_PREDICTIONS,
+    LIVE_SEGMENTS,
+    MOMENT_CROSS_EVAL,
+    MOMENT_CROSS_MODEL,
+    RAW_LIVE,
+    RAW_SV,
+    SAMPLE_TABLES,
+    USER_ACTIVITY,
+    USER_HISTORY,
+    partition_dir,
+    quarantine_dir,
+)
 from ml.io.store import Store, parquet_bytes, parquet_parts
 
-# ---- asset names --------------------------------------------------------------------------
-CATALOG = "content_catalog"
-RAW_LIVE = "raw_live_events"
-RAW_SV = "raw_short_video_events"
+# ---- asset names (the lake's tables, ml.io.lake) ------------------------------------------
 RAW_ASSETS = {S.LIVE: RAW_LIVE, S.SHORT_VIDEO: RAW_SV}
-USER_ACTIVITY = "user_activity"
-LIVE_EXPOSURES = "live_exposures"
-# sample asset -> its label stream (DESIGN §7.1)
-STREAMS = {"moment_samples": "moment", "fast_samples": "fast", "slow_samples": "slow"}
-FAST_SAMPLES = "fast_samples"
-LIVE_OUTCOMES = "live_outcomes"
-LIVE_SEGMENTS = "live_segments"
-USER_HISTORY = "user_history"
-EXPOSURE_SEQUENCES = "exposure_sequences"
-STREAM_ASSETS = {stream: asset for asset, stream in STREAMS.items()}  # stream -> its samples
-MOMENT_CROSS_MODEL = "moment_cross_model"
-LIVE_PREDICTIONS = "live_predictions"
-MOMENT_CROSS_EVAL = "moment_cross_eval"
+STREAM_ASSETS = SAMPLE_TABLES  # stream -> its samples
+STREAMS = {asset: stream for stream, asset in SAMPLE_TABLES.items()}  # samples -> stream
+FAST_SAMPLES = SAMPLE_TABLES["fast"]
 
 # What to do about a missing upstream partition, by how it is read.
 IN_ORDER_HINT = "materialize the hours in order (a backfill over the range does)"
@@ -118,3 +121,12 @@ def read_partition(
     """One published partition (a clear failure when it is not published)."""
     require_published(lake, asset, key)
     return lake.read_published(partition_dir(asset, key), columns=columns, **kw)
+
+
+__all__ = [
+    "CATALOG", "EXPOSURE_SEQUENCES", "FAST_SAMPLES", "IN_ORDER_HINT", "LIVE_EXPOSURES",
+    "LIVE_OUTCOMES", "LIVE_PREDICTIONS", "LIVE_SEGMENTS", "MOMENT_CROSS_EVAL",
+    "MOMENT_CROSS_MODEL", "RAW_ASSETS", "RAW_LIVE", "RAW_SV", "STREAMS", "STREAM_ASSETS",
+    "USER_ACTIVITY", "USER_HISTORY", "publish_quarantine", "publish_table", "read_partition",
+    "read_window", "require_published", "window_keys",
+]  # fmt: skip

@@ -2,17 +2,13 @@
 (``moment_cross_model`` + ``live_predictions``) and its prequential evaluation
 (``moment_cross_eval``). Thin wrappers over ml.train / ml.evaluate."""
 
-import dataclasses
-
 import dagster as dg
 import numpy as np
 import pyarrow as pa
 
-from assets.cross import load_catalog
 from assets.lake import (
     CATALOG,
     EXPOSURE_SEQUENCES,
-    IN_ORDER_HINT,
     LIVE_EXPOSURES,
     LIVE_OUTCOMES,
     LIVE_PREDICTIONS,
@@ -32,48 +28,17 @@ from assets.partitions import (
 )
 from ml.evaluate import plots
 from ml.evaluate.tables import calibration_bins_by_task, evaluate_hour, join_predictions
-from ml.hours import HOUR_MS, landing_dir, partition_key
+from ml.hours import HOUR_MS, landing_dir
 from ml.io.lake import variant_dir
-from ml.io.store import Store, parquet_bytes, parquet_parts
+from ml.io.store import Store, parquet_bytes
 from ml.moment.emission_hour import LOOKBACK_HOURS
 from ml.schema import TASKS
-from ml.train.checkpoint import CHECKPOINT_FILE, checkpoint_bytes, load_checkpoint
-from ml.train.hour_data import hour_data
+from ml.train.publish import MissingPartitionError, json_safe, publish_hour, train_hour
 from ml.train.stream import PREDICTION_SCHEMA, StreamTrainer
 from ml.train.tensorboard import log_evaluation, log_training, tensorboard_writer
 from ml.train.variants import variant_configs
 from resources.device import Device
 from resources.storage import LakeStorage, LandingZone
-
-
-class LakeHourReader:
-    """The trainer's view of the lake: published partitions or a clear failure naming them."""
-
-    def __init__(self, lake: Store):
-        self.lake = lake
-
-    def samples(self, stream: str, key: str, columns: list[str]) -> pa.Table:
-        return read_partition(self.lake, STREAM_ASSETS[stream], key, columns=columns)
-
-    def exposures(self, key: str, columns: list[str] | None = None) -> pa.Table:
-        return read_partition(self.lake, LIVE_EXPOSURES, key, columns=columns)
-
-    def sequences(self, key: str) -> pa.Table:
-        return read_partition(self.lake, EXPOSURE_SEQUENCES, key)
-
-
-def previous_checkpoint(lake: Store, variant: str, hour_ms: int) -> dict | None:
-    """The checkpoint of model[H-1, variant]; None for the first partition."""
-    if hour_ms <= START_MS:
-        return None
-    prev = partition_key(hour_ms - HOUR_MS)
-    rel = variant_dir(MOMENT_CROSS_MODEL, variant, prev)
-    if lake.manifest(rel) is None:
-        raise dg.Failure(
-            f"{MOMENT_CROSS_MODEL} {prev} ({variant}) is not materialized ({lake.url(rel)}): "
-            f"model[H] starts from model[H-1]; {IN_ORDER_HINT}"
-        )
-    return load_checkpoint(lake.read_bytes(f"{rel}/{CHECKPOINT_FILE}"))
 
 
 def _hour_deps(asset: str) -> dg.AssetDep:
@@ -112,30 +77,14 @@ def moment_cross_training(context: dg.AssetExecutionContext, storage: LakeStorag
     lake = storage.store()
     model_cfg, train_cfg = variant_configs(variant)
     trainer = StreamTrainer(model_cfg, train_cfg, device=device.torch_device())
-    prev = previous_checkpoint(lake, variant, hour_ms)
-    if prev is not None:
-        trainer.load_state(prev)
-    data = hour_data(
-        LakeHourReader(lake), hour_ms, key, window_keys(hour_ms, LOOKBACK_HOURS),
-        load_catalog(lake), model_cfg, train_cfg,
-    )  # fmt: skip
-    res = trainer.run_hour(data)
+    try:
+        res = train_hour(
+            lake, trainer, variant, hour_ms, window_keys(hour_ms, LOOKBACK_HOURS), START_MS
+        )
+    except MissingPartitionError as e:
+        raise dg.Failure(str(e)) from e
     stats = res.stats
-    manifest = {
-        "partition": key, "variant": variant, "streams": list(train_cfg.streams),
-        "config": {"model": dataclasses.asdict(model_cfg), "train": dataclasses.asdict(train_cfg)},
-        **{k: v for k, v in stats.items() if k != "seconds"},
-    }  # fmt: skip
-    written = lake.publish(
-        variant_dir(MOMENT_CROSS_MODEL, variant, key),
-        {CHECKPOINT_FILE: checkpoint_bytes(trainer.state())},
-        _finite(manifest),
-    )
-    lake.publish(
-        variant_dir(LIVE_PREDICTIONS, variant, key),
-        parquet_parts(res.predictions),
-        _finite(manifest),
-    )
+    written = publish_hour(lake, trainer, variant, res)["checkpoint_bytes"]
     with tensorboard_writer(lake, variant, f"train-{key.replace(':', '')}") as tb:
         log_training(tb, res.step_log, trainer.model)
     seconds = max(stats["seconds"], 1e-9)
@@ -219,7 +168,7 @@ def moment_cross_eval(
     lake.publish(
         variant_dir(MOMENT_CROSS_EVAL, variant, key),
         {"part-00000.parquet": parquet_bytes(pa.Table.from_pylist(rows))},
-        _finite(manifest),
+        json_safe(manifest),
     )
     history = _auc_history(lake, variant, hour_ms)
     table = joined.table
@@ -276,16 +225,3 @@ def _hparams(variant: str) -> dict:
 
 def _num(v) -> float:
     return float(v) if v is not None and np.isfinite(v) else float("nan")
-
-
-def _finite(obj):
-    """The manifest as strict JSON: NaN (a one-class hour's AUC) becomes null."""
-    if isinstance(obj, dict):
-        return {k: _finite(v) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [_finite(v) for v in obj]
-    if isinstance(obj, float) and not np.isfinite(obj):
-        return None
-    if isinstance(obj, np.generic):
-        return _finite(obj.item())
-    return obj

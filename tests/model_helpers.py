@@ -6,13 +6,11 @@ import dagster as dg
 
 from assets.definitions import HOURLY_ASSET_NAMES
 from ml.hours import HOUR_MS, parse_hour, partition_key
-from ml.io.lake import partition_dir
 from ml.io.store import Store
 from ml.sim import SimConfig, simulate
 from tests.dagster_helpers import ASSETS, CHECKS, resources
 
 H0 = parse_hour("2026-01-01-00:00")
-NAMES = {"moment": "moment_samples", "fast": "fast_samples", "slow": "slow_samples"}
 
 
 def hour_keys(hours: int) -> list[str]:
@@ -39,19 +37,3 @@ def pipeline_lake(root: str, hours: int, users: int, seed: int, outcomes: int = 
             resources=res,
         ).success  # fmt: skip
     return Store(root)
-
-
-class LakeReader:
-    """The trainer's reader over a lake (tests: no Dagster failure wrapping)."""
-
-    def __init__(self, lake: Store):
-        self.lake = lake
-
-    def samples(self, stream, key, columns):
-        return self.lake.read_published(partition_dir(NAMES[stream], key), columns=columns)
-
-    def exposures(self, key, columns=None):
-        return self.lake.read_published(partition_dir("live_exposures", key), columns=columns)
-
-    def sequences(self, key):
-        return self.lake.read_published(partition_dir("exposure_sequences", key))

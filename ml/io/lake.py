@@ -13,6 +13,21 @@ import re
 
 from ml.hours import parse_hour, partition_key
 
+# The tables of the lake, by asset name (the Dagster layer names its assets from these).
+CATALOG = "content_catalog"
+RAW_LIVE = "raw_live_events"
+RAW_SV = "raw_short_video_events"
+USER_ACTIVITY = "user_activity"
+LIVE_EXPOSURES = "live_exposures"
+SAMPLE_TABLES = {"moment": "moment_samples", "fast": "fast_samples", "slow": "slow_samples"}
+LIVE_OUTCOMES = "live_outcomes"
+LIVE_SEGMENTS = "live_segments"
+USER_HISTORY = "user_history"
+EXPOSURE_SEQUENCES = "exposure_sequences"
+MOMENT_CROSS_MODEL = "moment_cross_model"
+LIVE_PREDICTIONS = "live_predictions"
+MOMENT_CROSS_EVAL = "moment_cross_eval"
+
 _ASSET_RE = re.compile(r"^[a-z][a-z0-9_]*$")
 _VARIANT_RE = re.compile(r"^[a-z][a-z0-9_]*-s[0-9]{1,4}$")
 

@@ -28,6 +28,8 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import pyarrow as pa
 import torch
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 
 from ml.models.losses import TRAINING_MODES, stream_loss
 from ml.models.ranking import MomentCrossConfig, MomentCrossModel, ranking_score
@@ -124,11 +126,27 @@ def _emission_order(samples: list[SampleRows]) -> tuple[np.ndarray, np.ndarray, 
 class StreamTrainer:
     """The model, its optimizer and counters, carried from hour to hour."""
 
-    def __init__(self, model_cfg: MomentCrossConfig, train_cfg: TrainConfig, device="cpu"):
+    def __init__(
+        self,
+        model_cfg: MomentCrossConfig,
+        train_cfg: TrainConfig,
+        device="cpu",
+        rank: int = 0,
+        world: int = 1,
+    ):
+        """``world`` > 1: one of ``world`` DDP processes (the process group is set up by
+        the caller, e.g. ``ml.train.ddp`` under torchrun); each takes its share of every
+        global batch and gradients are averaged, so the run equals one process with the
+        same global batch (up to float summation order, and the alignment InfoNCE, whose
+        in-batch negatives are those of each process's share)."""
         self.model_cfg, self.cfg = model_cfg, train_cfg
         self.device = torch.device(device)
+        self.rank, self.world = rank, world
         torch.manual_seed(train_cfg.seed)  # the seeded initialisation of the first hour
         self.model = MomentCrossModel(model_cfg).to(self.device)
+        self.train_forward: nn.Module = _TrainForward(self.model)
+        if world > 1:
+            self.train_forward = DistributedDataParallel(self.train_forward)
         self.opt = torch.optim.Adam(
             self.model.parameters(), lr=train_cfg.lr, weight_decay=train_cfg.weight_decay
         )
@@ -176,7 +194,7 @@ class StreamTrainer:
         )  # fmt: skip
 
     # ---- one hour --------------------------------------------------------------------------
-    def run_hour(self, data: HourData, log_every: int = 1) -> HourResult:
+    def run_hour(self, data: HourData, log_every: int = 1, score: bool = True) -> HourResult:
         cfg, c = self.cfg, self.counters
         if c.last_hour_ms >= data.hour_ms:
             raise ValueError(
@@ -214,7 +232,8 @@ class StreamTrainer:
         for chunk in range(n_chunks):
             a, b = score_bounds[chunk], score_bounds[chunk + 1]
             if b > a:  # score first: the model has seen only samples emitted before the chunk
-                probs[a:b] = self._predict(data, score_rows[a:b])
+                if score:
+                    probs[a:b] = self._predict(data, score_rows[a:b])
                 seen[a:b], seen_hour[a:b] = c.samples, trained_in_hour
                 max_emit[a:b] = c.max_emit_ms
             lo, hi = bounds[chunk], bounds[chunk + 1]
@@ -257,6 +276,11 @@ class StreamTrainer:
 
     def _step(self, data, streams, names, si, pos) -> tuple[dict, float]:
         self.model.train()
+        n_global = len(si)
+        scale = 1.0  # DDP averages gradients over processes: each share's loss is scaled up
+        if self.world > 1 and n_global >= self.world:
+            share = np.array_split(np.arange(n_global), self.world)[self.rank]
+            si, pos, scale = si[share], pos[share], float(self.world)
         rows = np.empty(len(si), np.int64)
         y = np.empty((len(si), len(TASKS)), np.float32)
         m = np.empty((len(si), len(TASKS)), np.bool_)
@@ -266,7 +290,7 @@ class StreamTrainer:
             rows[sel], y[sel], m[sel] = s.row[pos[sel]], s.y[pos[sel]], s.m[pos[sel]]
         x = data.rows.inputs(rows, data.content).to(self.device, non_blocking=True)
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
-            logits, align = self.model.forward_train(x)
+            logits, align = self.train_forward(x)
         logits = logits.float()
         yt, mt = torch.from_numpy(y).to(self.device), torch.from_numpy(m).to(self.device)
         total = logits.new_zeros(())
@@ -277,7 +301,7 @@ class StreamTrainer:
             lk = stream_loss(name, logits[sel], yt[sel], mt[sel])
             total = total + lk
             losses[name] = (float(lk.detach()), len(sel))
-        loss = total / len(si) + self.model_cfg.align_weight * align.float()
+        loss = total * (scale / n_global) + self.model_cfg.align_weight * align.float()
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         gnorm = float(torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.clip_norm))
@@ -311,6 +335,18 @@ class StreamTrainer:
             "model_max_emit_ms": max_emit,
         }
         return pa.table(cols, schema=PREDICTION_SCHEMA)
+
+
+class _TrainForward(nn.Module):
+    """``forward`` = the model's ``forward_train``: DDP synchronises gradients through the
+    wrapped module's ``forward`` only."""
+
+    def __init__(self, model: MomentCrossModel):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x):
+        return self.model.forward_train(x)
 
 
 def config_fingerprint(model_cfg: MomentCrossConfig, train_cfg: TrainConfig) -> str:

@@ -17,9 +17,10 @@ from ml.models.ranking import MomentCrossConfig
 from ml.quality.models import PROGRESSIVE_COUNTERS, progressive_frame
 from ml.train.checkpoint import checkpoint_bytes, load_checkpoint
 from ml.train.hour_data import hour_data
+from ml.train.publish import LakeHourReader
 from ml.train.stream import HourData, StreamTrainer, TrainConfig
 from ml.train.tensors import SampleRows
-from tests.model_helpers import H0, LakeReader, hour_keys, pipeline_lake
+from tests.model_helpers import H0, hour_keys, pipeline_lake
 
 pytestmark = pytest.mark.slow
 SMALL = MomentCrossConfig(
@@ -36,7 +37,7 @@ def lake(tmp_path_factory):
 def data_of(lake, i: int, train: TrainConfig, model: MomentCrossConfig = SMALL) -> HourData:
     keys = hour_keys(i + 1)
     catalog = read_catalog(lake, partition_dir("content_catalog"))
-    return hour_data(LakeReader(lake), H0 + i * HOUR_MS, keys[i], keys, catalog, model, train)
+    return hour_data(LakeHourReader(lake), H0 + i * HOUR_MS, keys[i], keys, catalog, model, train)
 
 
 def state_equal(a: dict, b: dict) -> bool:
