@@ -9,7 +9,7 @@ export DAGSTER_HOME ?= $(LIVECROSS_HOME)/dagster_home
 export GX_ANALYTICS_ENABLED ?= false
 export DAGSTER_DISABLE_TELEMETRY ?= 1
 
-.PHONY: setup demo dev test bench lint format clean
+.PHONY: setup demo dev test bench lint format clean tensorboard
 
 setup: $(STAMP)
 
@@ -31,6 +31,10 @@ demo: setup $(DAGSTER_HOME)/dagster.yaml
 
 dev: setup $(DAGSTER_HOME)/dagster.yaml
 	$(VENV)/bin/dagster dev -w workspace.yaml
+
+# TensorBoard over every variant's logs under the data root (a local root).
+tensorboard: setup
+	$(VENV)/bin/tensorboard --logdir $(LIVECROSS_HOME)/tensorboard --host 127.0.0.1 --port 6006
 
 test: setup
 	$(PY) -m pytest -n 2 --dist loadfile -q

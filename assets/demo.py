@@ -1,5 +1,6 @@
 """`make demo`: simulate a few hours of platform logs, then materialize every asset
-for those hours through the real Dagster instance under ``$LIVECROSS_HOME/dagster_home``
+for those hours (the data layer, then the default model variant's streaming training and
+its evaluation) through the real Dagster instance under ``$LIVECROSS_HOME/dagster_home``
 with the ``dagster`` CLI (the runs show up in ``make dev``), then print a summary.
 
 Environment: LIVECROSS_HOME, LIVECROSS_START, DEMO_HOURS (5), DEMO_USERS (3000),
@@ -19,15 +20,20 @@ from assets.lake import (
     EXPOSURE_SEQUENCES,
     LIVE_EXPOSURES,
     LIVE_OUTCOMES,
+    LIVE_PREDICTIONS,
     LIVE_SEGMENTS,
+    MOMENT_CROSS_EVAL,
+    MOMENT_CROSS_MODEL,
     RAW_ASSETS,
     USER_HISTORY,
 )
 from assets.partitions import START_KEY
 from ml.hours import HOUR_MS, landing_dir, parse_hour, partition_key
-from ml.io.lake import partition_dir
+from ml.io.lake import partition_dir, variant_dir
 from ml.io.store import DEFAULT_HOME, Store
 from ml.moment.emission_hour import OUTCOME_LOOKAHEAD_HOURS
+from ml.schema import TASKS
+from ml.train.variants import DEFAULT_VARIANT
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -79,8 +85,16 @@ def main() -> None:
     for key in keys:
         sh([*dagster, "--select", ",".join(HOURLY_ASSET_NAMES), "--partition", key], env)
     # Final outcomes only where the raw hours they look ahead to exist.
-    for key in keys[: max(0, hours - OUTCOME_LOOKAHEAD_HOURS)]:
+    evaluable = keys[: max(0, hours - OUTCOME_LOOKAHEAD_HOURS)]
+    for key in evaluable:
         sh([*dagster, "--select", LIVE_OUTCOMES, "--partition", key], env)
+    # The default variant's streaming training, hour after hour (each resumes the last
+    # checkpoint), and its evaluation where the outcomes exist.
+    for key in keys:
+        assets = [MOMENT_CROSS_MODEL, LIVE_PREDICTIONS] + (
+            [MOMENT_CROSS_EVAL] if key in evaluable else []
+        )
+        sh([*dagster, "--select", ",".join(assets), "--partition", f"{key}|{DEFAULT_VARIANT}"], env)
     summarize(store, keys, dagster_home, t_sim, time.perf_counter() - t0)
 
 
@@ -117,10 +131,36 @@ def summarize(
             f"{key:<18}{h.get('rows', 0):>13}{q.get('exposures', 0):>10}"
             f"{q.get('sv_topk_nonempty', 0):>16.1%}{q.get('live_nonempty', 0):>16.1%}"
         )
+    print(evaluation_summary(store, keys))
     cat = store.manifest(partition_dir(CATALOG)) or {}
     print(f"catalog rows: {cat.get('rows')}")
     print(check_summary(dagster_home))
     print(f"simulated in {t_sim:.1f}s; whole demo {t_all:.1f}s. See it in the UI: make dev")
+
+
+def evaluation_summary(store: Store, keys: list[str], variant: str = DEFAULT_VARIANT) -> str:
+    """The default variant's prequential evaluation per hour: per-task AUC, the oracle's
+    click AUC on the same exposures, click GAUC and calibration."""
+    lines = [f"\nmodel {variant}: progressive (prequential) evaluation, final outcomes"]
+    head = f"{'partition':<18}{'samples':>8}" + "".join(f"{'auc ' + t[:6]:>12}" for t in TASKS)
+    lines.append(head + f"{'oracle':>8}{'gauc':>7}{'calib':>7}")
+    for key in keys:
+        model = store.manifest(variant_dir(MOMENT_CROSS_MODEL, variant, key)) or {}
+        ev = store.manifest(variant_dir(MOMENT_CROSS_EVAL, variant, key))
+        row = f"{key:<18}{model.get('samples', 0):>8}"
+        if ev is None:
+            lines.append(row + "   (outcomes not final yet)")
+            continue
+        by_task = {r["task"]: r for r in ev["tasks"]}
+        row += "".join(f"{_fmt(by_task[t].get('auc')):>12}" for t in TASKS)
+        click = by_task["click"]
+        row += f"{_fmt((ev.get('oracle') or {}).get('oracle_auc')):>8}"
+        lines.append(row + f"{_fmt(click.get('gauc')):>7}{_fmt(click.get('calibration')):>7}")
+    return "\n".join(lines)
+
+
+def _fmt(v) -> str:
+    return "-" if v is None else f"{v:.3f}"
 
 
 def check_summary(dagster_home: Path) -> str:

@@ -28,6 +28,7 @@ from ml.io.lake import (
     USER_HISTORY,
     partition_dir,
     quarantine_dir,
+    variant_dir,
 )
 from ml.io.store import Store, parquet_bytes, parquet_parts
 
@@ -128,5 +129,15 @@ __all__ = [
     "LIVE_OUTCOMES", "LIVE_PREDICTIONS", "LIVE_SEGMENTS", "MOMENT_CROSS_EVAL",
     "MOMENT_CROSS_MODEL", "RAW_ASSETS", "RAW_LIVE", "RAW_SV", "STREAMS", "STREAM_ASSETS",
     "USER_ACTIVITY", "USER_HISTORY", "publish_quarantine", "publish_table", "read_partition",
-    "read_window", "require_published", "window_keys",
+    "read_variant_partition", "read_window", "require_published", "window_keys",
 ]  # fmt: skip
+
+
+def read_variant_partition(
+    lake: Store, asset: str, variant: str, key: str, schema: pa.Schema | None = None
+) -> pa.Table:
+    """One published partition of a model asset's variant, or a Failure naming it."""
+    rel = variant_dir(asset, variant, key)
+    if lake.manifest(rel) is None:
+        raise dg.Failure(f"{asset} {key} ({variant}) is not materialized ({lake.url(rel)})")
+    return lake.read_published(rel, schema=schema)

@@ -16,6 +16,7 @@ from assets.lake import (
     MOMENT_CROSS_MODEL,
     STREAM_ASSETS,
     read_partition,
+    read_variant_partition,
     window_keys,
 )
 from assets.metadata import md_table, png
@@ -150,12 +151,7 @@ def moment_cross_eval(
 ):
     key, hour_ms, variant = model_partition(context)
     lake, land = storage.store(), landing.store()
-    rel = variant_dir(LIVE_PREDICTIONS, variant, key)
-    if lake.manifest(rel) is None:
-        raise dg.Failure(
-            f"{LIVE_PREDICTIONS} {key} ({variant}) is not materialized ({lake.url(rel)})"
-        )
-    predictions = lake.read_published(rel, schema=PREDICTION_SCHEMA)
+    predictions = read_variant_partition(lake, LIVE_PREDICTIONS, variant, key, PREDICTION_SCHEMA)
     outcomes = read_partition(lake, LIVE_OUTCOMES, key)
     joined = join_predictions(predictions, outcomes, read_oracle(land, hour_ms), read_cohorts(land))
     report = evaluate_hour(joined)

@@ -5,11 +5,16 @@ saw the future would flatter the model)."""
 import dagster as dg
 import numpy as np
 
-from assets.lake import LIVE_EXPOSURES, LIVE_PREDICTIONS, STREAM_ASSETS, read_partition
+from assets.lake import (
+    LIVE_EXPOSURES,
+    LIVE_PREDICTIONS,
+    STREAM_ASSETS,
+    read_partition,
+    read_variant_partition,
+)
 from assets.metadata import check_result
 from assets.partitions import model_partition, model_partitions
 from ml import quality
-from ml.io.lake import variant_dir
 from ml.quality.models import progressive_expectations, progressive_frame
 from ml.train.stream import PREDICTION_SCHEMA
 from ml.train.variants import variant_configs
@@ -28,10 +33,7 @@ from resources.storage import LakeStorage
 def progressive_validation(context: dg.AssetCheckExecutionContext, storage: LakeStorage):
     key, hour_ms, variant = model_partition(context)
     lake = storage.store()
-    rel = variant_dir(LIVE_PREDICTIONS, variant, key)
-    if lake.manifest(rel) is None:
-        raise dg.Failure(f"{LIVE_PREDICTIONS} {key} ({variant}) is not materialized")
-    predictions = lake.read_published(rel, schema=PREDICTION_SCHEMA)
+    predictions = read_variant_partition(lake, LIVE_PREDICTIONS, variant, key, PREDICTION_SCHEMA)
     _, train_cfg = variant_configs(variant)
     emitted = np.concatenate(
         [

@@ -171,3 +171,22 @@ def test_loading_refuses_anything_but_tensors_and_plain_values():
     torch.save({"model": {}, "payload": Evil()}, buf)
     with pytest.raises(pickle.UnpicklingError):
         load_checkpoint(buf.getvalue())
+
+
+def test_a_missing_lookback_partition_fails_naming_it(lake, tmp_path):
+    from ml.io.store import Store
+    from ml.train.publish import MissingPartitionError, train_hour
+
+    empty = LakeHourReader(Store(str(tmp_path)))
+    with pytest.raises(MissingPartitionError, match=r"live_exposures 2026-01-01-00:00 is not"):
+        empty.exposures("2026-01-01-00:00")
+    # hour 1 reads exposures of hour 0 too: hide hour 0's and train hour 1
+    rel = partition_dir("live_exposures", hour_keys(1)[0])
+    success = lake.read_bytes(f"{rel}/_SUCCESS")
+    lake.delete(f"{rel}/_SUCCESS")
+    try:
+        t = StreamTrainer(SMALL, TrainConfig())
+        with pytest.raises(MissingPartitionError, match=r"live_exposures 2026-01-01-00:00 is not"):
+            train_hour(lake, t, "full-s0", H0 + HOUR_MS, hour_keys(2), H0 + HOUR_MS)
+    finally:
+        lake.write_bytes(f"{rel}/_SUCCESS", success)
