@@ -13,7 +13,7 @@ same way. params also report forward-only scoring samples/s, the streaming repla
 hour (``StreamTrainer.run_hour``: chunked replay, scoring and clipping included), the FLOPs
 of one step and peak RSS.
 
-    python bench/train.py [--batch 1024] [--steps 20] [--exposures 20000] [--device cpu]
+    python bench/train.py [--batch 1024] [--steps 30] [--exposures 20000] [--device cpu]
     python bench/train.py --quick  # smoke run, < 60 s
 """
 
@@ -216,7 +216,7 @@ def rates(jobs, steps: int, warmup: int, repeat: int, sync) -> list[float]:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--batch", type=int, default=1024)
-    ap.add_argument("--steps", type=int, default=20)
+    ap.add_argument("--steps", type=int, default=30)
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--n-batches", type=int, default=4, help="pre-built batches, cycled")
@@ -237,10 +237,7 @@ def main() -> None:
     cuda = dev.type == "cuda"
     batch = max(args.batch, 8192) if cuda else args.batch
 
-    def sync():
-        if cuda:
-            torch.cuda.synchronize()
-
+    sync = torch.cuda.synchronize if cuda else (lambda: None)
     cfg = BASE_MODEL
     rows, samples, content = synthetic_hour(cfg, args.exposures, args.seed)
     padded = 1.0 - rows.seq["mask"].mean()
@@ -283,7 +280,7 @@ def main() -> None:
             for b in ours_b:
                 ours_step(ours, ours_opt, b, cuda)
             sync()
-        key = "self_cuda_time_total" if cuda else "self_cpu_time_total"
+        key = "self_device_time_total" if cuda else "self_cpu_time_total"
         log(prof.key_averages().table(sort_by=key, row_limit=25))
 
     log(f"replay: one hour of {len(rows)} exposures, batch {args.replay_batch}")
@@ -302,11 +299,8 @@ def main() -> None:
         "meets_goal": value / peer_value >= 1.5,
         "score_samples_per_s": round(score_rate),
         "replay_samples_per_s": round(replay_rate),
-        "replay_seconds": round(stats["seconds"], 2),
-        "replay_samples": stats["samples"],
-        "replay_steps": stats["steps_in_hour"],
-        "replay_exposures_scored": stats["exposures_scored"],
-        "replay_batch": args.replay_batch,
+        "replay": {k: stats[k] for k in ("samples", "steps_in_hour", "exposures_scored")}
+        | {"seconds": round(stats["seconds"], 2), "batch": args.replay_batch},
         "padded_seq_share": round(float(padded), 3),
         "train_step_gflop": round(gflop, 3),
         "achieved_tflops": round(achieved_tflops, 4),
@@ -322,15 +316,8 @@ def main() -> None:
         params["gpu_peak_mb"] = round(torch.cuda.max_memory_allocated() / 2**20)
     if args.peak_tflops > 0:
         params["mfu"] = round(achieved_tflops / args.peak_tflops, 5)
-    out = {
-        "name": "train",
-        "value": round(value),
-        "unit": "samples/s",
-        "peer": "deepctr_torch_ple",
-        "peer_value": round(peer_value),
-        "ratio": round(value / peer_value, 2),
-        "params": params,
-    }
+    out = {"name": "train", "value": round(value), "unit": "samples/s", "peer": "deepctr_torch_ple",
+           "peer_value": round(peer_value), "ratio": round(value / peer_value, 2), "params": params}  # fmt: skip
     print(json.dumps(out), flush=True)
 
 
