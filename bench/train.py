@@ -250,7 +250,7 @@ def main() -> None:
     for idx in picks:
         x = rows.inputs(samples.row[idx], content)
         y, m = torch.from_numpy(samples.y[idx]).to(dev), torch.from_numpy(samples.m[idx]).to(dev)
-        ours_b.append((x.to(dev), y, m))
+        ours_b.append((ours.hash_ids(x).to(dev), y, m))  # hashed once, as the loader does
         peer_b.append((peer_input(peer, cfg, x).to(dev), y, m))
     ours_opt = torch.optim.Adam(ours.parameters(), lr=BASE_TRAIN.lr)
     peer_opt = torch.optim.Adam(peer.parameters(), lr=BASE_TRAIN.lr)

@@ -60,6 +60,9 @@ class RankingInputs:
     seq_gap: torch.Tensor  # (B, G, L) gap bucket in [0, N_GAP_BUCKETS)
     seq_action: torch.Tensor  # (B, G, L) action code in [0, N_ACTION_CODES)
     seq_mask: torch.Tensor  # bool (B, G, L), True = real item
+    # True: the five id fields already hold table rows (``MomentCrossModel.hash_ids``, done
+    # once per exposure by a loader instead of once per step in the model).
+    hashed: bool = False
 
     @property
     def batch_size(self) -> int:
@@ -73,7 +76,10 @@ class RankingInputs:
         out = {}
         for f in dataclasses.fields(self):
             v = getattr(self, f.name)
-            out[f.name] = (shared_fn or fn)(v) if f.name in _SHARED_FIELDS else fn(v)
+            if not isinstance(v, torch.Tensor):
+                out[f.name] = v
+            else:
+                out[f.name] = (shared_fn or fn)(v) if f.name in _SHARED_FIELDS else fn(v)
         return RankingInputs(**out)
 
     def to(self, device, non_blocking: bool = False) -> RankingInputs:

@@ -8,6 +8,7 @@ logits and, for training, the Cross alignment loss.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -26,6 +27,11 @@ from ml.models.inputs import N_CONTEXT, N_GAP_BUCKETS, N_PAGE_CODES, RankingInpu
 from ml.models.losses import info_nce
 from ml.schema import EMBED_DIM, GSUS, N_ACTION_CODES, TASKS
 
+# Id fields of RankingInputs and the hashed table each one reads (salts differ per table).
+ID_TABLES = {
+    "user_id": "user", "room_id": "room", "author_id": "author",
+    "seq_item": "seq_item", "seq_author": "seq_author",
+}  # fmt: skip
 # Context vocabularies: hour of day, day of week, page code (0 = unknown).
 _CONTEXT_SIZES = (24, 7, N_PAGE_CODES)
 
@@ -177,28 +183,60 @@ class MomentCrossModel(nn.Module):
             return lookup(self.content_proj(table), rows)
         return self.content_proj(lookup(table, rows))
 
+    def hash_ids(self, x: RankingInputs) -> RankingInputs:
+        """``x`` with its id fields replaced by table rows (``hashed=True``). Loaders call
+        it once per exposure; the model then skips hashing on every step."""
+        if x.hashed:
+            return x
+        rows = {f: self.table_rows(f, getattr(x, f)) for f in ID_TABLES}
+        return dataclasses.replace(x, **rows, hashed=True)
+
+    def table_rows(self, field: str, ids: torch.Tensor) -> torch.Tensor:
+        """Rows of ``ids`` of one id field (``_ID_TABLES``) in its hashed table."""
+        table = getattr(self, ID_TABLES[field], None)
+        if table is None:  # sequences off: nothing reads them
+            return torch.zeros_like(ids)
+        return table.rows(ids)
+
+    def _embed(self, field: str, x: RankingInputs, positions: torch.Tensor | None = None):
+        table = getattr(self, ID_TABLES[field])
+        ids = getattr(x, field).reshape(-1) if positions is not None else getattr(x, field)
+        if positions is not None:
+            ids = ids.index_select(0, positions)
+        return lookup(table.weight, ids) if x.hashed else table(ids)
+
     def _gsu_items(self, x: RankingInputs) -> torch.Tensor:
-        """GSU item representations (B, G, L, d); padded positions are exactly zero."""
+        """GSU item representations (B, G, L, d); padded positions are exactly zero.
+
+        Only the real positions are looked up (padding is 30-60 % of a GSU table), then
+        scattered into zeros: padded positions cannot reach the attention, the means or
+        the gradients, whatever they hold.
+        """
         cfg = self.cfg
-        cat = x.seq_category
+        mask = x.seq_mask.reshape(-1)
+        real = mask.nonzero().squeeze(1)
+
+        def at(t: torch.Tensor) -> torch.Tensor:
+            return t.reshape(-1).index_select(0, real)
+
+        cat = at(x.seq_category)
         # Fold unseen category codes into range but keep 0 (pad/unknown) apart.
         cat = torch.where(cat > 0, (cat - 1) % (cfg.n_categories - 1) + 1, 0)
-        gap = x.seq_gap.clamp(0, N_GAP_BUCKETS - 1) + self.seq_small_offset[1]
-        act = x.seq_action.clamp(0, N_ACTION_CODES - 1) + self.seq_small_offset[2]
+        gap = at(x.seq_gap).clamp(0, N_GAP_BUCKETS - 1) + self.seq_small_offset[1]
+        act = at(x.seq_action).clamp(0, N_ACTION_CODES - 1) + self.seq_small_offset[2]
         w = self.seq_small.weight
         v = lookup(w, cat) + lookup(w, gap) + lookup(w, act)
-        v = v + self.seq_item(x.seq_item) + self.seq_author(x.seq_author)
-        v = v + self._content(x.content_table, x.seq_row)
-        # Zeroed, not just masked later: then nothing a padded position holds can reach
-        # the attention, the means or the gradients.
-        return v * x.seq_mask.unsqueeze(-1).to(v.dtype)
+        v = v + self._embed("seq_item", x, real) + self._embed("seq_author", x, real)
+        v = v + self._content(x.content_table, at(x.seq_row))
+        out = v.new_zeros(mask.shape[0], v.shape[-1]).index_copy(0, real, v)
+        return out.view(*x.seq_mask.shape, v.shape[-1])
 
     def _encode(self, x: RankingInputs) -> tuple[torch.Tensor, torch.Tensor | None]:
         """-> (backbone input (B, backbone_in_dim), GSU items (B, G, L, d) or None)."""
         cfg = self.cfg
         b = x.batch_size
         _check_shapes(cfg, x)
-        user, room, author = self.user(x.user_id), self.room(x.room_id), self.author(x.author_id)
+        user, room, author = (self._embed(f, x) for f in ("user_id", "room_id", "author_id"))
         ctx = torch.minimum(x.context.clamp(min=0), self.context_max) + self.context_offset
         ctx = lookup(self.context.weight, ctx).reshape(b, -1)
         query = room + author + self._content(x.content_table, x.room_row)

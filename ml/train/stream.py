@@ -201,6 +201,8 @@ class StreamTrainer:
                 f"the model has already trained on hour {c.last_hour_ms} >= {data.hour_ms}"
             )
         t_start = time.perf_counter()
+        if data.rows.table_rows is None:  # hash each exposure's ids once, not every step
+            data.rows = data.rows.hash_for(self.model)
         hour, n_chunks = data.hour_ms, HOUR_MS // cfg.chunk_ms
         streams = {s.stream: s for s in data.samples}
         si, pos, emit = _emission_order(data.samples) if data.samples else (

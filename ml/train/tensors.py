@@ -16,6 +16,7 @@ domains. Items are looked up by id in the *current* catalog (not by the sequence
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -101,12 +102,26 @@ class ExposureRows:
     room_row: np.ndarray  # int32
     room_feats: np.ndarray  # float32 (N, 12)
     user_feats: np.ndarray  # float32 (N, 8)
-    seq: dict[
-        str, np.ndarray
-    ]  # (N, G, L): item, author (int64), category, row, gap (int32), action (int8), mask (bool)
+    # (N, G, L): item, author (int64), category, row, gap (int32), action (int8), mask (bool)
+    seq: dict[str, np.ndarray]
+    # The id fields as rows of the model's hashed tables (``hash_for``), so a batch does
+    # not hash the same ids again on every step; None: raw ids go to the model.
+    table_rows: dict[str, np.ndarray] | None = None
 
     def __len__(self) -> int:
         return len(self.t0_ms)
+
+    def hash_for(self, model) -> ExposureRows:
+        """These rows with the id fields hashed once into ``model``'s table rows."""
+        raw = {"user_id": self.user_id, "room_id": self.room_id, "author_id": self.author_id,
+               "seq_item": self.seq["item"], "seq_author": self.seq["author"]}  # fmt: skip
+        rows = {
+            f: model.table_rows(f, torch.from_numpy(np.ascontiguousarray(a, np.int64)))
+            .numpy()
+            .astype(np.int32)
+            for f, a in raw.items()
+        }
+        return dataclasses.replace(self, table_rows=rows)
 
     def inputs(self, idx: np.ndarray, content: torch.Tensor) -> RankingInputs:
         """RankingInputs of rows ``idx`` (int64 widening happens here, per batch)."""
@@ -115,22 +130,27 @@ class ExposureRows:
             return torch.from_numpy(np.ascontiguousarray(a[idx], np.int64))
 
         s = self.seq
+        ids = self.table_rows or {
+            "user_id": self.user_id, "room_id": self.room_id, "author_id": self.author_id,
+            "seq_item": s["item"], "seq_author": s["author"],
+        }  # fmt: skip
         return RankingInputs(
-            user_id=long(self.user_id),
-            room_id=long(self.room_id),
-            author_id=long(self.author_id),
+            user_id=long(ids["user_id"]),
+            room_id=long(ids["room_id"]),
+            author_id=long(ids["author_id"]),
             context=long(self.context),
             room_row=long(self.room_row),
             content_table=content,
             room_feats=torch.from_numpy(self.room_feats[idx]),
             user_feats=torch.from_numpy(self.user_feats[idx]),
-            seq_item=long(s["item"]),
-            seq_author=long(s["author"]),
+            seq_item=long(ids["seq_item"]),
+            seq_author=long(ids["seq_author"]),
             seq_category=long(s["category"]),
             seq_row=long(s["row"]),
             seq_gap=long(s["gap"]),
             seq_action=long(s["action"]),
             seq_mask=torch.from_numpy(s["mask"][idx]),
+            hashed=self.table_rows is not None,
         )
 
 

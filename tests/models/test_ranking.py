@@ -212,3 +212,24 @@ def test_mixed_precision_forward_backward_is_finite():
     assert torch.isfinite(logits.float()).all() and torch.isfinite(align)
     (logits.float().sum() + align).backward()
     assert all(torch.isfinite(p.grad).all() for p in m.parameters() if p.grad is not None)
+
+
+@pytest.mark.parametrize("use_cross", [True, False])
+def test_ids_hashed_once_by_the_loader_give_the_same_outputs_and_gradients(use_cross):
+    m = make(use_cross=use_cross).train()
+    x = inputs()
+    h = m.hash_ids(x)
+    assert h.hashed and not x.hashed and m.hash_ids(h) is h
+    assert (h.user_id < SMALL["user_rows"]).all() and not torch.equal(h.user_id, x.user_id)
+    raw_logits, raw_align = m.forward_train(x)
+    (raw_logits.sum() + raw_align).backward()
+    raw_grads = {k: p.grad.clone() for k, p in m.named_parameters() if p.grad is not None}
+    m.zero_grad()
+    logits, align = m.forward_train(h)
+    (logits.sum() + align).backward()
+    assert torch.equal(logits, raw_logits) and torch.equal(align, raw_align)
+    for k, p in m.named_parameters():
+        if p.grad is not None:
+            assert torch.equal(p.grad, raw_grads[k]), k
+    # a scrambled padding still changes nothing once hashed
+    assert torch.equal(m.forward_train(m.hash_ids(scramble_padding(x)))[0], raw_logits)
