@@ -203,14 +203,16 @@ class MomentCrossModel(nn.Module):
         ids = getattr(x, field).reshape(-1) if positions is not None else getattr(x, field)
         if positions is not None:
             ids = ids.index_select(0, positions)
-        return lookup(table.weight, ids) if x.hashed else table(ids)
+        return lookup(table.weight, ids) if x.hashed else table(ids)  # raw: hash here
 
     def _gsu_items(self, x: RankingInputs) -> torch.Tensor:
         """GSU item representations (B, G, L, d); padded positions are exactly zero.
 
         Only the real positions are looked up (padding is 30-60 % of a GSU table), then
         scattered into zeros: padded positions cannot reach the attention, the means or
-        the gradients, whatever they hold.
+        the gradients, whatever they hold. The item-level part (item, author, category,
+        content) is computed once per distinct item of the batch and gathered: the five
+        GSUs and the users of a batch repeat the same items many times over.
         """
         cfg = self.cfg
         mask = x.seq_mask.reshape(-1)
@@ -222,12 +224,21 @@ class MomentCrossModel(nn.Module):
         cat = at(x.seq_category)
         # Fold unseen category codes into range but keep 0 (pad/unknown) apart.
         cat = torch.where(cat > 0, (cat - 1) % (cfg.n_categories - 1) + 1, 0)
+        item, author, row = at(x.seq_item), at(x.seq_author), at(x.seq_row)
+        n_rows = x.content_table.shape[0]
+        w = self.seq_small.weight
+        key, inverse = _distinct_items(
+            (item, cfg.item_rows), (author, cfg.seq_author_rows), (cat, cfg.n_categories),
+            (row, n_rows),
+        )  # fmt: skip
+        if key is not None:
+            item, author, cat, row = (t.index_select(0, key) for t in (item, author, cat, row))
+        per_item = lookup(self.seq_item.weight, item) + lookup(self.seq_author.weight, author)
+        per_item = per_item + lookup(w, cat) + self._content(x.content_table, row)
+        v = per_item if inverse is None else per_item.index_select(0, inverse)
         gap = at(x.seq_gap).clamp(0, N_GAP_BUCKETS - 1) + self.seq_small_offset[1]
         act = at(x.seq_action).clamp(0, N_ACTION_CODES - 1) + self.seq_small_offset[2]
-        w = self.seq_small.weight
-        v = lookup(w, cat) + lookup(w, gap) + lookup(w, act)
-        v = v + self._embed("seq_item", x, real) + self._embed("seq_author", x, real)
-        v = v + self._content(x.content_table, at(x.seq_row))
+        v = v + lookup(w, gap) + lookup(w, act)
         out = v.new_zeros(mask.shape[0], v.shape[-1]).index_copy(0, real, v)
         return out.view(*x.seq_mask.shape, v.shape[-1])
 
@@ -236,6 +247,7 @@ class MomentCrossModel(nn.Module):
         cfg = self.cfg
         b = x.batch_size
         _check_shapes(cfg, x)
+        x = self.hash_ids(x)  # a no-op for loader batches (hashed once per exposure)
         user, room, author = (self._embed(f, x) for f in ("user_id", "room_id", "author_id"))
         ctx = torch.minimum(x.context.clamp(min=0), self.context_max) + self.context_offset
         ctx = lookup(self.context.weight, ctx).reshape(b, -1)
@@ -303,6 +315,24 @@ def _check_shapes(cfg: MomentCrossConfig, x: RankingInputs) -> None:
         raise ValueError(
             f"sequences {tuple(x.seq_mask.shape)} != (B, {len(cfg.gsus)}, {cfg.seq_len})"
         )
+
+
+def _distinct_items(*fields: tuple[torch.Tensor, int]):
+    """(first position of each distinct combination, each position's distinct index) of
+    int64 fields with values in [0, bound), packed into one int64 key; (None, None) when
+    the bounds do not fit 62 bits (then every position is computed, as it comes)."""
+    span = 1
+    for _, bound in fields:
+        span *= max(int(bound), 1)
+    if span >= 1 << 62:
+        return None, None
+    key = torch.zeros_like(fields[0][0])
+    for t, bound in fields:
+        key = key * int(bound) + t
+    distinct, inverse = torch.unique(key, return_inverse=True)
+    first = torch.empty(len(distinct), dtype=torch.long, device=key.device)
+    first.scatter_(0, inverse, torch.arange(len(key), device=key.device))  # any occurrence
+    return first, inverse
 
 
 def _offsets(sizes: Sequence[int]) -> torch.Tensor:

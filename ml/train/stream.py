@@ -290,7 +290,7 @@ class StreamTrainer:
             sel = si == k
             s = streams[names[k]]
             rows[sel], y[sel], m[sel] = s.row[pos[sel]], s.y[pos[sel]], s.m[pos[sel]]
-        x = data.rows.inputs(rows, data.content).to(self.device, non_blocking=True)
+        x = self._to_device(data.rows.inputs(rows, data.content))
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
             logits, align = self.train_forward(x)
         logits = logits.float()
@@ -310,6 +310,12 @@ class StreamTrainer:
         self.opt.step()
         return losses, gnorm
 
+    def _to_device(self, x):
+        """On CUDA: pinned host memory, so the copy is asynchronous (non_blocking)."""
+        if self.device.type != "cuda":
+            return x
+        return x.pin_memory().to(self.device, non_blocking=True)
+
     @torch.no_grad()
     def _predict(self, data: HourData, rows: np.ndarray) -> np.ndarray:
         self.model.eval()
@@ -317,7 +323,7 @@ class StreamTrainer:
         for a in range(0, len(rows), self.cfg.score_batch):
             x = data.rows.inputs(rows[a : a + self.cfg.score_batch], data.content)
             with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
-                logits = self.model(x.to(self.device, non_blocking=True))
+                logits = self.model(self._to_device(x))
             out.append(torch.sigmoid(logits.float()).cpu().numpy())
         return np.concatenate(out) if out else np.zeros((0, len(TASKS)), np.float32)
 

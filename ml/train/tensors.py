@@ -116,7 +116,7 @@ class ExposureRows:
         raw = {"user_id": self.user_id, "room_id": self.room_id, "author_id": self.author_id,
                "seq_item": self.seq["item"], "seq_author": self.seq["author"]}  # fmt: skip
         rows = {
-            f: model.table_rows(f, torch.from_numpy(np.ascontiguousarray(a, np.int64)))
+            f: model.table_rows(f, torch.from_numpy(np.array(a, np.int64)))  # a writable copy
             .numpy()
             .astype(np.int32)
             for f, a in raw.items()

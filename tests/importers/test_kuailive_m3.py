@@ -488,10 +488,15 @@ def test_dagster_materializes_the_imported_hours(clean, tmp_path):
 
     from assets.ingestion import content_catalog, raw_live_events, raw_short_video_events
     from assets.ingestion_checks import ingestion_checks
+    from resources.device import Device
     from resources.storage import LakeStorage, LandingZone
 
     storage = LakeStorage(root=str(tmp_path / "lake"))
-    resources = {"storage": storage, "landing": LandingZone(storage=storage, root=str(clean.out))}
+    resources = {
+        "storage": storage,
+        "landing": LandingZone(storage=storage, root=str(clean.out)),
+        "device": Device(kind="cpu"),
+    }
     defs = [content_catalog, raw_live_events, raw_short_video_events, *ingestion_checks]
     res = dg.materialize(
         defs, selection=dg.AssetSelection.assets("content_catalog"), resources=resources
@@ -525,10 +530,15 @@ def test_label_assets_run_on_the_imported_hours(clean, tmp_path):
 
     from assets.definitions import MOMENT_ASSET_NAMES, defs
     from ml.moment.sessions import TASKS
+    from resources.device import Device
     from resources.storage import LakeStorage, LandingZone
 
     storage = LakeStorage(root=str(tmp_path / "lake"))
-    resources = {"storage": storage, "landing": LandingZone(storage=storage, root=str(clean.out))}
+    resources = {
+        "storage": storage,
+        "landing": LandingZone(storage=storage, root=str(clean.out)),
+        "device": Device(kind="cpu"),
+    }
     assets, checks = list(defs.assets), list(defs.asset_checks)
     assert dg.materialize(
         assets + checks, selection=dg.AssetSelection.assets("content_catalog"), resources=resources

@@ -233,3 +233,28 @@ def test_ids_hashed_once_by_the_loader_give_the_same_outputs_and_gradients(use_c
             assert torch.equal(p.grad, raw_grads[k]), k
     # a scrambled padding still changes nothing once hashed
     assert torch.equal(m.forward_train(m.hash_ids(scramble_padding(x)))[0], raw_logits)
+
+
+def test_items_computed_once_per_distinct_item_equal_every_position_computed(monkeypatch):
+    """The per-distinct-item shortcut gives bit-identical items, outputs and gradients."""
+    import ml.models.ranking as R
+
+    m = make().train()
+    x = inputs()
+    # many repeats: every real position holds one of three items
+    x = dataclasses.replace(x, seq_item=x.seq_item % 3 + 1)
+    logits, align = m.forward_train(x)
+    (logits.sum() + align).backward()
+    grads = {k: p.grad.clone() for k, p in m.named_parameters() if p.grad is not None}
+    first, inverse = R._distinct_items(
+        (torch.tensor([5, 7, 5, 5]), 10), (torch.tensor([1, 1, 1, 2]), 3)
+    )
+    assert len(first) == 3 and inverse.tolist() == [0, 2, 0, 1]
+    monkeypatch.setattr(R, "_distinct_items", lambda *f: (None, None))
+    m.zero_grad()
+    plain_logits, plain_align = m.forward_train(x)
+    (plain_logits.sum() + plain_align).backward()
+    assert torch.equal(logits, plain_logits) and torch.equal(align, plain_align)
+    for k, p in m.named_parameters():
+        if p.grad is not None:
+            assert torch.allclose(p.grad, grads[k], atol=1e-6), k
