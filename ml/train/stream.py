@@ -31,13 +31,14 @@ import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
+from ml.hours import HOUR_MS
 from ml.models.losses import TRAINING_MODES, stream_loss
 from ml.models.ranking import MomentCrossConfig, MomentCrossModel, ranking_score
 from ml.schema import TASKS
 from ml.train.tensors import FRESHNESS_CHOICES, ExposureRows, SampleRows
 
-HOUR_MS = 3_600_000
 STREAM_ORDER = {"moment": 0, "fast": 1, "slow": 2}  # ties in emission time: a fixed order
+STREAM_NAMES = tuple(sorted(STREAM_ORDER, key=STREAM_ORDER.get))
 
 PREDICTION_SCHEMA = pa.schema(
     [
@@ -210,9 +211,6 @@ class StreamTrainer:
         )  # fmt: skip
         if len(emit) and (emit.min() < hour or emit.max() >= hour + HOUR_MS):
             raise ValueError("samples emitted outside the hour were given to run_hour")
-        names = [None] * 3
-        for name, k in STREAM_ORDER.items():
-            names[k] = name
         chunk_of_sample = (emit - hour) // cfg.chunk_ms
         bounds = np.searchsorted(chunk_of_sample, np.arange(n_chunks + 1)).tolist()
 
@@ -241,7 +239,7 @@ class StreamTrainer:
             lo, hi = bounds[chunk], bounds[chunk + 1]
             for s0 in range(lo, hi, cfg.batch_size):
                 s1 = min(s0 + cfg.batch_size, hi)
-                losses, gnorm = self._step(data, streams, names, si[s0:s1], pos[s0:s1])
+                losses, gnorm = self._step(data, streams, si[s0:s1], pos[s0:s1])
                 trained_in_hour += s1 - s0
                 c.samples += s1 - s0
                 c.steps += 1
@@ -276,7 +274,7 @@ class StreamTrainer:
         }
         return HourResult(predictions, stats, step_log)
 
-    def _step(self, data, streams, names, si, pos) -> tuple[dict, float]:
+    def _step(self, data, streams, si, pos) -> tuple[dict, float]:
         self.model.train()
         n_global = len(si)
         scale = 1.0  # DDP averages gradients over processes: each share's loss is scaled up
@@ -288,7 +286,7 @@ class StreamTrainer:
         m = np.empty((len(si), len(TASKS)), np.bool_)
         for k in np.unique(si):
             sel = si == k
-            s = streams[names[k]]
+            s = streams[STREAM_NAMES[k]]
             rows[sel], y[sel], m[sel] = s.row[pos[sel]], s.y[pos[sel]], s.m[pos[sel]]
         x = self._to_device(data.rows.inputs(rows, data.content))
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
@@ -299,7 +297,7 @@ class StreamTrainer:
         losses = {}
         for k in np.unique(si):
             sel = torch.from_numpy(np.flatnonzero(si == k)).to(self.device)
-            name = names[k]
+            name = STREAM_NAMES[k]
             lk = stream_loss(name, logits[sel], yt[sel], mt[sel])
             total = total + lk
             losses[name] = (float(lk.detach()), len(sel))
