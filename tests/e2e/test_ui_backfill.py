@@ -32,6 +32,28 @@ def graphql(port: int, query: str, variables: dict | None = None) -> dict:
     return out["data"]
 
 
+def run_backfill(port: int, partitions: list[str], assets: list[str], timeout: int = 400) -> str:
+    """Launch a partition backfill the way the UI does and wait for its final status."""
+    launched = graphql(
+        port,
+        """mutation($p: LaunchBackfillParams!) { launchPartitionBackfill(backfillParams: $p) {
+             __typename ... on LaunchBackfillSuccess { backfillId } ... on PythonError { message } } }""",
+        {"p": {"partitionNames": partitions, "assetSelection": [{"path": [a]} for a in assets]}},
+    )["launchPartitionBackfill"]
+    assert launched["__typename"] == "LaunchBackfillSuccess", launched
+    deadline, status = time.time() + timeout, None
+    while time.time() < deadline:
+        status = graphql(
+            port,
+            "query($id: String!) { partitionBackfillOrError(backfillId: $id) { ... on PartitionBackfill { status } } }",
+            {"id": launched["backfillId"]},
+        )["partitionBackfillOrError"]["status"]
+        if status in ("COMPLETED", "COMPLETED_SUCCESS", "FAILED", "CANCELED", "COMPLETED_FAILED"):
+            return status
+        time.sleep(3)
+    return status
+
+
 @pytest.fixture
 def dev_server(tmp_path):
     home = Store(str(tmp_path / "home"))
@@ -78,31 +100,7 @@ def test_ui_serves_the_graph_and_runs_a_backfill(dev_server):
     names = {"/".join(n["assetKey"]["path"]) for n in nodes}
     assert {"raw_live_events", "moment_samples", "live_outcomes", "exposure_sequences"} <= names
 
-    launched = graphql(
-        port,
-        """mutation($p: LaunchBackfillParams!) { launchPartitionBackfill(backfillParams: $p) {
-             __typename ... on LaunchBackfillSuccess { backfillId } ... on PythonError { message } } }""",
-        {
-            "p": {
-                "partitionNames": KEYS,
-                "assetSelection": [
-                    {"path": ["raw_live_events"]},
-                    {"path": ["raw_short_video_events"]},
-                ],
-            }
-        },
-    )["launchPartitionBackfill"]
-    assert launched["__typename"] == "LaunchBackfillSuccess", launched
-    deadline, status = time.time() + 400, None
-    while time.time() < deadline:
-        status = graphql(
-            port,
-            "query($id: String!) { partitionBackfillOrError(backfillId: $id) { ... on PartitionBackfill { status } } }",
-            {"id": launched["backfillId"]},
-        )["partitionBackfillOrError"]["status"]
-        if status in ("COMPLETED", "COMPLETED_SUCCESS", "FAILED", "CANCELED", "COMPLETED_FAILED"):
-            break
-        time.sleep(3)
+    status = run_backfill(port, KEYS, ["raw_live_events", "raw_short_video_events"])
     assert status in ("COMPLETED", "COMPLETED_SUCCESS"), status
     for key in KEYS:  # each hour published; the later ones deduplicated against the earlier
         for asset in ("raw_live_events", "raw_short_video_events"):
@@ -125,31 +123,8 @@ def test_a_variant_backfill_trains_its_hours_in_order_through_the_daemon(dev_ser
         )  # fmt: skip
         assert r.returncode == 0, r.stderr[-2000:]
     variant = "no_cross-s1"
-    launched = graphql(
-        port,
-        """mutation($p: LaunchBackfillParams!) { launchPartitionBackfill(backfillParams: $p) {
-             __typename ... on LaunchBackfillSuccess { backfillId } ... on PythonError { message } } }""",
-        {
-            "p": {
-                "partitionNames": [f"{k}|{variant}" for k in reversed(KEYS[:2])],
-                "assetSelection": [
-                    {"path": ["moment_cross_model"]},
-                    {"path": ["live_predictions"]},
-                ],
-            }
-        },
-    )["launchPartitionBackfill"]
-    assert launched["__typename"] == "LaunchBackfillSuccess", launched
-    deadline, status = time.time() + 400, None
-    while time.time() < deadline:
-        status = graphql(
-            port,
-            "query($id: String!) { partitionBackfillOrError(backfillId: $id) { ... on PartitionBackfill { status } } }",
-            {"id": launched["backfillId"]},
-        )["partitionBackfillOrError"]["status"]
-        if status in ("COMPLETED", "COMPLETED_SUCCESS", "FAILED", "CANCELED", "COMPLETED_FAILED"):
-            break
-        time.sleep(3)
+    keys = [f"{k}|{variant}" for k in reversed(KEYS[:2])]  # picked newest first
+    status = run_backfill(port, keys, ["moment_cross_model", "live_predictions"])
     assert status in ("COMPLETED", "COMPLETED_SUCCESS"), status
     first = home.manifest(f"lake/moment_cross_model/{variant}/{KEYS[0]}")
     second = home.manifest(f"lake/moment_cross_model/{variant}/{KEYS[1]}")
