@@ -12,6 +12,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from ml.models.gather import lookup
+
 _M32 = 0xFFFFFFFF
 _ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU, "silu": nn.SiLU, "tanh": nn.Tanh}
 
@@ -80,15 +82,6 @@ class HashedEmbeddingConfig:
     dim: int
     salt: int = 0
     init_std: float = 0.05
-
-
-def lookup(weight: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
-    """weight (N, D)[idx] for idx of any shape S -> (*S, D).
-
-    index_select, because its backward is an index_add: on CPU 3-4x faster than
-    F.embedding's sort-based backward or advanced indexing's index_put.
-    """
-    return weight.index_select(0, idx.reshape(-1)).view(*idx.shape, weight.shape[-1])
 
 
 class HashedEmbedding(nn.Module):

@@ -20,9 +20,9 @@ from ml.models.blocks import (
     HashedEmbeddingConfig,
     TargetAttention,
     TargetAttentionConfig,
-    lookup,
 )
 from ml.models.experts import PLE, BatchedExperts, BatchedExpertsConfig, MMoE, MMoEConfig, PLEConfig
+from ml.models.gather import lookup
 from ml.models.inputs import N_CONTEXT, N_GAP_BUCKETS, N_PAGE_CODES, RankingInputs
 from ml.models.losses import info_nce
 from ml.schema import EMBED_DIM, GSUS, N_ACTION_CODES, TASKS
@@ -130,7 +130,7 @@ class MomentCrossModel(nn.Module):
             small = (cfg.n_categories, N_GAP_BUCKETS, N_ACTION_CODES)
             self.seq_small = nn.Embedding(sum(small), d)
             nn.init.normal_(self.seq_small.weight, std=0.05)
-            self.register_buffer("seq_small_offset", _offsets(small), persistent=False)
+            _, self._gap_start, self._action_start = _offsets(small).tolist()
             self.esu = TargetAttention(
                 TargetAttentionConfig(
                     d_query=d, d_key=d, n_heads=cfg.n_heads, n_groups=len(cfg.gsus)
@@ -235,10 +235,15 @@ class MomentCrossModel(nn.Module):
             item, author, cat, row = (t.index_select(0, key) for t in (item, author, cat, row))
         per_item = lookup(self.seq_item.weight, item) + lookup(self.seq_author.weight, author)
         per_item = per_item + lookup(w, cat) + self._content(x.content_table, row)
-        v = per_item if inverse is None else per_item.index_select(0, inverse)
-        gap = at(x.seq_gap).clamp(0, N_GAP_BUCKETS - 1) + self.seq_small_offset[1]
-        act = at(x.seq_action).clamp(0, N_ACTION_CODES - 1) + self.seq_small_offset[2]
-        v = v + lookup(w, gap) + lookup(w, act)
+        v = per_item if inverse is None else lookup(per_item, inverse)
+        # Gap and action together: one lookup in their (gap x action) table of sums, not
+        # two over every position (the table has 24 x 32 rows; positions are ~10^5).
+        gap0, act0 = self._gap_start, self._action_start
+        gap_w, act_w = w[gap0 : gap0 + N_GAP_BUCKETS], w[act0 : act0 + N_ACTION_CODES]
+        pair_w = (gap_w.unsqueeze(1) + act_w.unsqueeze(0)).reshape(-1, w.shape[-1])
+        gap = at(x.seq_gap).clamp(0, N_GAP_BUCKETS - 1)
+        act = at(x.seq_action).clamp(0, N_ACTION_CODES - 1)
+        v = v + lookup(pair_w, gap * N_ACTION_CODES + act)
         out = v.new_zeros(mask.shape[0], v.shape[-1]).index_copy(0, real, v)
         return out.view(*x.seq_mask.shape, v.shape[-1])
 

