@@ -105,8 +105,15 @@ def build_raw_events_asset(domain: str) -> dg.AssetsDefinition:
             raise RuntimeError(f"{name} {key}: lines not conserved: {res.manifest()}")
         manifest = res.manifest()
         written = publish_table(lake, name, key, res.clean, manifest, quarantine=res.quarantine)
-        if res.ignored_files:
-            context.log.warning(f"ignored non-event files in landing: {res.ignored_files}")
+        if res.unlisted_files:
+            context.log.warning(
+                f"landing files the sink's manifest does not list, not read: {res.unlisted_files}"
+            )
+        if res.lines_lost:
+            context.log.warning(
+                f"{res.lines_lost} listed lines lost in {res.n_damaged_files} damaged file(s) "
+                "(salvage mode): see the quarantine's file rows"
+            )
         n_in = max(res.lines_in, 1)
         return dg.MaterializeResult(
             metadata={
@@ -114,7 +121,10 @@ def build_raw_events_asset(domain: str) -> dg.AssetsDefinition:
                 "lines_in": res.lines_in,
                 "duplicates": res.n_duplicates,
                 "quarantined": res.n_quarantined,
-                "quarantine_rate": res.n_quarantined / n_in,
+                "lines_lost": res.lines_lost,
+                "damaged_files": res.n_damaged_files,
+                "unlisted_files": len(res.unlisted_files),
+                "quarantine_rate": (res.n_quarantined + res.lines_lost) / n_in,
                 "duplicate_rate": res.n_duplicates / n_in,
                 "event_types": counts_table(
                     manifest["event_types"], "event_type", res.clean.num_rows

@@ -6,13 +6,16 @@ the same run when they fail; the duplicate-rate band only warns.
 
 import dagster as dg
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from assets.lake import CATALOG, RAW_ASSETS, read_partition, require_published
 from assets.metadata import check_result
 from assets.partitions import hourly_partitions, partition_hour
 from ml import quality
+from ml import schema as S
 from ml.ingest.catalog import catalog_id_columns
-from ml.ingest.landing_hour import count_landing_lines
+from ml.ingest.landing_hour import recount_landing_lines
 from ml.io.lake import partition_dir, quarantine_dir
 from ml.quality.ingest import raw_events_suite
 from resources.storage import LakeStorage, LandingZone
@@ -55,12 +58,17 @@ def build_raw_event_checks(domain: str) -> list[dg.AssetChecksDefinition]:
     def quarantine_rate(context: dg.AssetCheckExecutionContext, storage: LakeStorage):
         key, _ = partition_hour(context)
         man = require_published(storage.store(), name, key)
-        rate = man["quarantined"] / max(man["lines_in"], 1)
+        bad = man["quarantined"] + man["lost"]  # lost lines (salvage mode) are bad lines too
+        rate = bad / max(man["lines_in"], 1)
         outcome = _one_figure(
             "quarantine_rate", rate, quality.MAX_QUARANTINE_RATE, 0.0, f"{name}_quarantine_rate"
         )
         return check_result(
-            outcome, quarantine_rate=rate, quarantined=man["quarantined"], lines_in=man["lines_in"]
+            outcome,
+            quarantine_rate=rate,
+            quarantined=man["quarantined"],
+            lines_lost=man["lost"],
+            lines_in=man["lines_in"],
         )
 
     @dg.asset_check(
@@ -86,7 +94,7 @@ def build_raw_event_checks(domain: str) -> list[dg.AssetChecksDefinition]:
         name="conservation",
         partitions_def=hourly_partitions,
         blocking=True,
-        description="Every landing line is exactly one of clean, duplicate, quarantined (recounted from landing and lake).",
+        description="Every line the sink's manifest lists is exactly one of clean, duplicate, quarantined or counted lost (recounted from landing and lake).",
     )
     def conservation(
         context: dg.AssetCheckExecutionContext, storage: LakeStorage, landing: LandingZone
@@ -94,12 +102,23 @@ def build_raw_event_checks(domain: str) -> list[dg.AssetChecksDefinition]:
         key, hour_ms = partition_hour(context)
         lake = storage.store()
         clean = read_partition(lake, name, key, columns=["event_id"]).num_rows
-        quarantined = lake.read_published(quarantine_dir(name, key), columns=["reason"]).num_rows
-        lines_in = count_landing_lines(landing.store(), domain, hour_ms)
-        unbalanced = lines_in - clean - quarantined
+        reasons = lake.read_published(quarantine_dir(name, key), columns=["reason"])
+        file_rows = pc.sum(pc.is_in(reasons.column("reason"), pa.array(S.FILE_REASONS))).as_py()
+        quarantined = reasons.num_rows - (file_rows or 0)  # file rows are files, not lines
+        recount = recount_landing_lines(landing.store(), domain, hour_ms)
+        recorded_lost = require_published(lake, name, key)["lost"]
+        # Both must hold: the lines balance, and the loss recorded is the loss recounted.
+        unbalanced = abs(recount.listed - clean - quarantined - recount.lost) + abs(
+            recorded_lost - recount.lost
+        )
         outcome = _one_figure("unbalanced_lines", unbalanced, 0, 0, f"{name}_conservation")
         return check_result(
-            outcome, landing_lines=lines_in, clean=clean, duplicates_and_quarantined=quarantined
+            outcome,
+            landing_lines=recount.listed,
+            clean=clean,
+            duplicates_and_quarantined=quarantined,
+            lines_lost=recount.lost,
+            lines_lost_recorded=recorded_lost,
         )
 
     return [schema_and_ranges, quarantine_rate, duplicate_rate, conservation]

@@ -106,7 +106,13 @@ DUPLICATE_REASONS = (
     "duplicate",  # event_id seen earlier in the same partition
     "duplicate_prior_hour",  # event_id already ingested in the previous partition
 )
-FILE_REASONS = ("corrupt_file",)  # a truncated/corrupt file when corrupt files are quarantined
+# A damaged landing file let through in salvage mode (corrupt files quarantined): one row
+# per file; its unread lines are counted as lost, not as rows.
+FILE_REASONS = (
+    "corrupt_file",  # truncated or damaged gzip: the readable prefix was ingested
+    "missing_file",  # listed by the sink's manifest, absent
+    "short_file",  # fewer lines than the manifest lists
+)
 # Catalog rows (content_catalog) use the same quarantine table; line_number = row number.
 CATALOG_REASONS = (
     "missing_id",

@@ -43,12 +43,33 @@ def line(obj) -> bytes:
 
 
 def write_landing(
-    store: Store, domain: str, hour_ms: int, lines: list, name: str = "part-00000.jsonl.gz"
+    store: Store,
+    domain: str,
+    hour_ms: int,
+    lines: list,
+    name: str = "part-00000.jsonl.gz",
+    *,
+    listed: bool = True,
 ) -> str:
+    """Write one landing file of ``lines`` and, with ``listed``, add it to the hour's sink
+    manifest (``_SUCCESS``: bytes and line count per file), as the sink does."""
     rel = f"landing/{domain}/{landing_dir(hour_ms)}/{name}"
     body = b"".join(line(x) + b"\n" for x in lines)
-    store.write_bytes(rel, gzip.compress(body, mtime=0) if name.endswith(".gz") else body)
+    data = gzip.compress(body, mtime=0) if name.lower().endswith(".gz") else body
+    store.write_bytes(rel, data)
+    if listed:
+        list_in_manifest(store, domain, hour_ms, name, len(data), len(lines))
     return rel
+
+
+def list_in_manifest(store: Store, domain: str, hour_ms: int, name: str, size: int, lines: int):
+    """Add (or replace) one file's entry in the hour's sink manifest."""
+    marker = f"landing/{domain}/{landing_dir(hour_ms)}/_SUCCESS"
+    man = json.loads(store.read_bytes(marker)) if store.exists(marker) else {
+        "domain": domain, "hour": landing_dir(hour_ms), "files": {}, "lines": {}
+    }  # fmt: skip
+    man["files"][name], man["lines"][name] = size, lines
+    store.write_bytes(marker, json.dumps(man, sort_keys=True).encode())
 
 
 def write_catalog(store: Store, rooms=(ROOM,), videos=(VIDEO,), authors=(AUTHOR,)) -> None:

@@ -3,18 +3,26 @@
 Layout (DESIGN §4), per report hour ``YYYY-MM-DD-HH``::
 
     landing/live/<hour>/*.jsonl.gz         one JSON event per line
-    landing/short_video/<hour>/*.jsonl.gz
+    landing/live/<hour>/_SUCCESS           the sink's manifest, written last
+    landing/short_video/<hour>/...
     landing/content/<hour>/segments.parquet
     landing/catalog/{authors,short_videos,rooms}.parquet
+
+The sink's manifest is the contract of an event hour: ``{"files": {name: bytes},
+"lines": {name: lines}, ...}`` names every file the hour holds (any suffix, subfolders
+included) and how many lines each has. An hour without it is still being written (not
+ready); a listed file that is absent or shorter than its count is an incomplete hour; a
+file it does not list is reported and not read.
 """
 
 from __future__ import annotations
 
+import json
 import posixpath
 import queue
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 try:  # Intel ISA-L inflates ~2.5x faster than zlib, with the same API; zlib is the fallback.
     from isal import isal_zlib as zlib
@@ -24,12 +32,21 @@ except ImportError:  # pragma: no cover - isal is a declared dependency
 from ml.hours import landing_dir
 from ml.io.store import StorageError, Store
 
-EVENT_SUFFIXES = (".jsonl.gz", ".jsonl")
+SINK_MANIFEST = "_SUCCESS"
+GZIP_MAGIC = b"\x1f\x8b"
 _INFLATE_INPUT = 1 << 20  # compressed bytes per decompress call
 
 
 class MissingLandingHourError(StorageError):
     """The landing zone has no directory (or no event file) for the requested hour."""
+
+
+class LandingHourNotReadyError(StorageError):
+    """The hour has files but no sink manifest yet: the sink is still writing it."""
+
+
+class IncompleteLandingHourError(StorageError):
+    """The sink's manifest lists what the hour does not hold (absent or short files)."""
 
 
 class CorruptFileError(StorageError):
@@ -53,23 +70,80 @@ def event_hour_dir(domain: str, hour_ms: int) -> str:
     return posixpath.join("landing", domain, landing_dir(hour_ms))
 
 
-def list_event_files(store: Store, domain: str, hour_ms: int) -> tuple[list[str], list[str]]:
-    """(event files, ignored files) of a landing hour, as paths relative to the root.
+@dataclass(frozen=True)
+class LandingManifest:
+    """An event hour as its sink's manifest describes it, checked against the listing.
 
-    Raises MissingLandingHourError naming the directory when the hour is absent.
+    Paths are relative to the data root. ``files`` are the listed files in the manifest's
+    (sorted) order, ``lines`` their listed line counts; ``missing`` the listed files the
+    hour does not hold, ``unlisted`` the files it holds that the manifest does not name.
+    """
+
+    hour_dir: str
+    files: tuple[str, ...]
+    lines: dict[str, int] = field(default_factory=dict)
+    missing: tuple[str, ...] = ()
+    unlisted: tuple[str, ...] = ()
+
+    @property
+    def present(self) -> list[str]:
+        gone = set(self.missing)
+        return [f for f in self.files if f not in gone]
+
+    @property
+    def lines_listed(self) -> int:
+        return sum(self.lines.values())
+
+
+def read_landing_manifest(store: Store, domain: str, hour_ms: int) -> LandingManifest:
+    """The hour's sink manifest, checked against what the hour directory holds.
+
+    Raises MissingLandingHourError when the hour has no files at all,
+    LandingHourNotReadyError when it has files but no manifest (the sink is still writing),
+    and IncompleteLandingHourError when the manifest cannot be read as the contract.
     """
     d = event_hour_dir(domain, hour_ms)
-    names = store.list(d)
-    if not names:
+    held = _files_under(store, d)
+    if not held:
         raise MissingLandingHourError(
             f"missing landing hour: no files under {store.url(d)} "
             f"(the {domain} sink has not delivered {landing_dir(hour_ms)} yet?)"
         )
-    events = [posixpath.join(d, n) for n in names if n.endswith(EVENT_SUFFIXES)]
-    ignored = [
-        posixpath.join(d, n) for n in names if not n.endswith(EVENT_SUFFIXES) and n != "_SUCCESS"
-    ]
-    return events, ignored
+    marker = posixpath.join(d, SINK_MANIFEST)
+    if marker not in held:
+        raise LandingHourNotReadyError(
+            f"landing hour {store.url(d)} is not ready: {len(held)} file(s) but no "
+            f"{SINK_MANIFEST} manifest (the {domain} sink writes it last, once the hour is "
+            "complete); ingest it once the manifest is there"
+        )
+    try:
+        body = json.loads(store.read_bytes(marker))
+        names = sorted(body["files"])
+        lines = {posixpath.join(d, n): int(body["lines"][n]) for n in names}
+        if bad := [n for n in names if n.startswith("/") or ".." in n.split("/")]:
+            raise ValueError(f"file names outside the hour directory: {bad}")
+    except (ValueError, KeyError, TypeError) as e:
+        raise IncompleteLandingHourError(
+            f"the sink manifest {store.url(marker)} does not list files and their line "
+            f"counts ({type(e).__name__}: {e})"
+        ) from e
+    files = tuple(posixpath.join(d, n) for n in names)
+    held.discard(marker)
+    return LandingManifest(
+        hour_dir=d,
+        files=files,
+        lines=lines,
+        missing=tuple(f for f in files if f not in held),
+        unlisted=tuple(sorted(held - set(files))),
+    )
+
+
+def _files_under(store: Store, rel_dir: str) -> set[str]:
+    """Every file under ``rel_dir``, subfolders included, as root-relative paths."""
+    found = {posixpath.join(rel_dir, n) for n in store.list(rel_dir)}
+    for sub in store.list_dirs(rel_dir):
+        found |= _files_under(store, posixpath.join(rel_dir, sub))
+    return found
 
 
 def inflate(data: bytes, path: str, piece_bytes: int = 32 << 20) -> Iterator[bytes]:
@@ -145,7 +219,7 @@ def read_event_pieces(
         try:
             for fi, path in enumerate(paths):
                 raw = store.read_bytes(path)
-                if not path.endswith(".gz"):
+                if raw[:2] != GZIP_MAGIC:  # plain JSON Lines, whatever the file is called
                     _put(q, stop, Piece(fi, path, len(raw), raw))
                     continue
                 sent = 0

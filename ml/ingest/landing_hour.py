@@ -19,15 +19,22 @@ from ml.hours import HOUR_MS, partition_key
 from ml.ingest.dedup import deduplicate
 from ml.ingest.dedup import repeated as repeated  # re-exported: sessions and tests use it
 from ml.ingest.jsonl import count_lines, parse_json_lines
-from ml.ingest.landing import list_event_files, read_event_files, read_event_pieces
+from ml.ingest.landing import (
+    IncompleteLandingHourError,
+    LandingManifest,
+    read_event_files,
+    read_event_pieces,
+    read_landing_manifest,
+)
 from ml.ingest.validate import validate_events
 from ml.io.store import Store
 
 
 @dataclass(frozen=True)
 class IngestConfig:
-    # "fail": a corrupt landing file fails the partition with an error naming it.
-    # "quarantine": its readable prefix is ingested and a corrupt_file row is recorded.
+    # "fail": a corrupt, absent or short landing file fails the partition naming it.
+    # "quarantine" (salvage): what is readable is ingested, the file gets a quarantine row
+    # (corrupt_file | missing_file | short_file) and its unread lines are counted as lost.
     corrupt_files: Literal["fail", "quarantine"] = "fail"
     # Files are inflated and parsed in line-aligned pieces of about this size.
     piece_bytes: int = 32 << 20
@@ -38,10 +45,11 @@ class IngestResult:
     domain: str
     hour_ms: int
     clean: pa.Table
-    quarantine: pa.Table
-    lines_in: int  # landing lines read, plus one record per corrupt file
+    quarantine: pa.Table  # one row per bad or duplicate line, plus one per damaged file
+    lines_in: int  # the lines the sink's manifest lists for the hour
+    lines_lost: int = 0  # listed lines that could not be read (salvage mode only)
     files: list[dict] = field(default_factory=list)
-    ignored_files: list[str] = field(default_factory=list)
+    unlisted_files: list[str] = field(default_factory=list)  # held, not in the manifest
     seconds: float = 0.0
 
     @property
@@ -54,11 +62,18 @@ class IngestResult:
         return sum(v for k, v in self.reason_counts.items() if k in S.DUPLICATE_REASONS)
 
     @property
+    def n_damaged_files(self) -> int:
+        return sum(v for k, v in self.reason_counts.items() if k in S.FILE_REASONS)
+
+    @property
     def n_quarantined(self) -> int:
-        return self.quarantine.num_rows - self.n_duplicates
+        """Quarantined lines (file rows are not lines: their loss is ``lines_lost``)."""
+        return self.quarantine.num_rows - self.n_duplicates - self.n_damaged_files
 
     def conserved(self) -> bool:
-        return self.lines_in == self.clean.num_rows + self.quarantine.num_rows
+        """lines in = clean + duplicates + quarantined + lost."""
+        out = self.clean.num_rows + self.n_duplicates + self.n_quarantined + self.lines_lost
+        return self.lines_in == out
 
     def manifest(self) -> dict:
         counts = self.reason_counts
@@ -70,12 +85,14 @@ class IngestResult:
             "clean": self.clean.num_rows,
             "duplicates": self.n_duplicates,
             "quarantined": self.n_quarantined,
+            "lost": self.lines_lost,
+            "damaged_files": self.n_damaged_files,
             "reasons": counts,
             "event_types": {
                 d["values"]: d["counts"] for d in sorted(types, key=lambda d: d["values"])
             },
             "source_files": self.files,
-            "ignored_files": self.ignored_files,
+            "unlisted_files": self.unlisted_files,
         }
 
 
@@ -98,17 +115,21 @@ def ingest_hour(
     if domain not in S.DOMAINS:
         raise ValueError(f"unknown domain {domain!r}; expected one of {S.DOMAINS}")
     t0 = time.perf_counter()
-    paths, ignored = list_event_files(store, domain, hour_ms)
-    q = _QuarantineBuilder()
+    landing = read_landing_manifest(store, domain, hour_ms)
+    salvage = config.corrupt_files == "quarantine"
+    if landing.missing and not salvage:
+        raise IncompleteLandingHourError(
+            f"landing hour {store.url(landing.hour_dir)} is incomplete: its sink manifest "
+            f"lists {', '.join(landing.missing)} "
+            f"({sum(landing.lines[f] for f in landing.missing)} lines), absent"
+        )
+    q = _QuarantineBuilder(salvage)
     pieces, parsed_pieces, tables, row_piece, row_line = [], [], [], [], []
     file_stats: list[dict] = []
-    lines_in = 0
+    errors: dict[str, str] = {}  # file -> why it could not be read whole
     line_base = 0  # lines of the current file before the current piece
     stream = read_event_pieces(
-        store,
-        paths,
-        salvage_corrupt=config.corrupt_files == "quarantine",
-        piece_bytes=config.piece_bytes,
+        store, landing.present, salvage_corrupt=salvage, piece_bytes=config.piece_bytes
     )
     for pi, piece in enumerate(stream):
         if not file_stats or file_stats[-1]["path"] != piece.rel_path:
@@ -122,12 +143,11 @@ def ingest_hour(
         row_line.append(parsed.row_line + line_base)
         for line, reason, detail in parsed.bad:
             q.add(pi, line + line_base, reason, detail, None)
-        lines_in += parsed.n_lines
         line_base += parsed.n_lines
         file_stats[-1]["lines"] += parsed.n_lines
         if piece.error is not None:
-            q.add_file(piece.rel_path, "corrupt_file", piece.error.reason)
-            lines_in += 1
+            errors[piece.rel_path] = piece.error.reason
+    lost = _account_for_listed_lines(store, landing, file_stats, errors, q)
 
     table = pa.concat_tables(tables) if tables else S.RAW_EVENT_SCHEMA.empty_table()
     rf = np.concatenate(row_piece) if row_piece else np.zeros(0, np.int32)
@@ -168,9 +188,10 @@ def ingest_hour(
         hour_ms=hour_ms,
         clean=clean,
         quarantine=q.build(pieces, parsed_pieces, line_bases(pieces, parsed_pieces)),
-        lines_in=lines_in,
+        lines_in=landing.lines_listed,
+        lines_lost=lost,
         files=file_stats,
-        ignored_files=ignored,
+        unlisted_files=list(landing.unlisted),
         seconds=time.perf_counter() - t0,
     )
 
@@ -196,6 +217,49 @@ def ingest_hours(
         prior = res.clean.column("event_id").combine_chunks()
         results.append(res)
     return results
+
+
+def _account_for_listed_lines(
+    store: Store, landing: LandingManifest, file_stats: list[dict], errors: dict, q
+) -> int:
+    """Each listed file's lines read against its listed count: a file row for every damaged
+    file (salvage mode has let it through) and the number of listed lines lost.
+
+    A file with more lines than listed changed after the sink finished the hour: that is
+    no damage to salvage but a manifest that no longer describes the data, in either mode.
+    """
+    read = {f["path"]: f for f in file_stats}
+    lost = 0
+    for path in landing.files:
+        listed = landing.lines[path]
+        if path not in read:  # absent (salvage mode; the strict mode failed earlier)
+            q.add_file(path, "missing_file", f"listed with {listed} lines, absent: all lost")
+            file_stats.append({"path": path, "bytes": 0, "lines": 0, "lost": listed})
+            lost += listed
+            continue
+        got = read[path]["lines"]
+        if got > listed:
+            raise IncompleteLandingHourError(
+                f"{store.url(path)} holds {got} lines, its sink manifest lists {listed}: "
+                "the file changed after the hour was marked complete"
+            )
+        if got == listed:
+            continue
+        if path in errors:
+            q.add_file(
+                path,
+                "corrupt_file",
+                f"{errors[path]}; {listed - got} of {listed} listed lines lost",
+            )
+        elif not q.salvage:
+            raise IncompleteLandingHourError(
+                f"{store.url(path)} is short: {got} lines, its sink manifest lists {listed}"
+            )
+        else:
+            q.add_file(path, "short_file", f"{got} of {listed} listed lines: {listed - got} lost")
+        read[path]["lost"] = listed - got
+        lost += listed - got
+    return lost
 
 
 def _eid(table: pa.Table, i: int) -> str | None:
@@ -224,7 +288,8 @@ def _detail(reason: str, table: pa.Table, i: int, hour_ms: int) -> str:
 
 
 class _QuarantineBuilder:
-    def __init__(self) -> None:
+    def __init__(self, salvage: bool) -> None:
+        self.salvage = salvage
         self.rows: list[tuple[int, int, str, str, str | None]] = []
         self.file_rows: list[tuple[str, str, str]] = []
 
@@ -261,9 +326,20 @@ def line_bases(pieces, parsed_pieces) -> list[int]:
     return bases
 
 
-def count_landing_lines(store: Store, domain: str, hour_ms: int) -> int:
-    """Lines the landing hour holds, recounted independently of ingestion (a corrupt file's
-    readable prefix, plus one for the file itself): the conservation check's "lines in"."""
-    paths, _ = list_event_files(store, domain, hour_ms)
-    loaded = read_event_files(store, paths, salvage_corrupt=True)
-    return sum(count_lines(f.data) + (err is not None) for f, err in loaded)
+@dataclass(frozen=True)
+class LandingRecount:
+    listed: int  # lines the sink's manifest lists
+    lost: int  # listed lines the files do not hold (absent files, short or corrupt files)
+
+
+def recount_landing_lines(store: Store, domain: str, hour_ms: int) -> LandingRecount:
+    """The hour's lines recounted from landing, independently of ingestion: the listed
+    total, and how many of them the files (read with a corrupt file's readable prefix)
+    do not hold: the conservation check's "lines in" and "lost"."""
+    landing = read_landing_manifest(store, domain, hour_ms)
+    held = {
+        f.rel_path: count_lines(f.data)
+        for f, _ in read_event_files(store, landing.present, salvage_corrupt=True)
+    }
+    lost = sum(max(n - held.get(path, 0), 0) for path, n in landing.lines.items())
+    return LandingRecount(landing.lines_listed, lost)

@@ -12,12 +12,23 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ml.hours import HOUR_MS
-from ml.ingest.landing import CorruptFileError, MissingLandingHourError
-from ml.ingest.landing_hour import IngestConfig, ingest_hour
+from ml.ingest.landing import (
+    CorruptFileError,
+    IncompleteLandingHourError,
+    LandingHourNotReadyError,
+    MissingLandingHourError,
+)
+from ml.ingest.landing_hour import (
+    IngestConfig,
+    LandingRecount,
+    ingest_hour,
+    recount_landing_lines,
+)
 from ml.io.store import Store
-from tests.landing_helpers import H0, ROOM, event, line, write_landing
+from tests.landing_helpers import H0, ROOM, event, line, list_in_manifest, write_landing
 
 KNOWN_ROOMS = pa.array([ROOM], pa.int64())
+SALVAGE = IngestConfig(corrupt_files="quarantine")
 
 
 @pytest.fixture
@@ -29,6 +40,7 @@ def run(store, lines, domain="live", **kw):
     write_landing(store, domain, H0, lines)
     res = ingest_hour(store, domain, H0, known_items=kw.pop("known", KNOWN_ROOMS), **kw)
     assert res.conserved(), (res.lines_in, res.clean.num_rows, res.quarantine.num_rows)
+    assert res.lines_in >= len(lines) and res.lines_lost == 0
     return res
 
 
@@ -152,25 +164,110 @@ def test_missing_landing_hour_names_the_directory(store):
         ingest_hour(store, "live", H0)
 
 
+def _write_truncated(store, n=2000, cut=300, name="part-00000.jsonl.gz") -> str:
+    """A gzip file of n listed lines, written cut bytes short (a sink crash mid-file)."""
+    body = b"".join(json.dumps(event(f"c{i}", t=i)).encode() + b"\n" for i in range(n))
+    rel = f"landing/live/2026-01-01-00/{name}"
+    data = gzip.compress(body, mtime=0)
+    store.write_bytes(rel, data[:-cut])
+    list_in_manifest(store, "live", H0, name, len(data), n)
+    return rel
+
+
 def test_corrupt_gzip_fails_naming_the_file(store):
-    body = b"".join(json.dumps(event(f"c{i}")).encode() + b"\n" for i in range(2000))
-    rel = "landing/live/2026-01-01-00/part-00000.jsonl.gz"
-    store.write_bytes(rel, gzip.compress(body, mtime=0)[:-300])
+    _write_truncated(store)
     with pytest.raises(CorruptFileError, match=r"part-00000\.jsonl\.gz.*truncated"):
         ingest_hour(store, "live", H0, known_items=KNOWN_ROOMS)
 
 
-def test_corrupt_gzip_can_be_quarantined_and_salvaged(store):
-    body = b"".join(json.dumps(event(f"c{i}", t=i)).encode() + b"\n" for i in range(3000))
-    store.write_bytes(
-        "landing/live/2026-01-01-00/part-00000.jsonl.gz", gzip.compress(body, mtime=0)[:-300]
-    )
-    res = ingest_hour(
-        store, "live", H0, known_items=KNOWN_ROOMS, config=IngestConfig(corrupt_files="quarantine")
-    )
+def test_corrupt_gzip_salvaged_counts_every_unread_line_as_lost(store):
+    _write_truncated(store, n=3000)
+    write_landing(store, "live", H0, [event("ok", t=5)], name="part-00001.jsonl.gz")
+    res = ingest_hour(store, "live", H0, known_items=KNOWN_ROOMS, config=SALVAGE)
+    assert res.lines_in == 3001  # the manifest's count, not what could be read
+    assert 0 < res.clean.num_rows < 3001 and res.lines_lost > 0
     assert res.conserved()
-    assert "corrupt_file" in res.reason_counts
-    assert 0 < res.clean.num_rows < 3000
+    (row,) = [r for r in res.quarantine.to_pylist() if r["reason"] == "corrupt_file"]
+    assert f"{res.lines_lost} of 3000 listed lines lost" in row["detail"]
+    assert res.manifest()["lost"] == res.lines_lost and res.n_damaged_files == 1
+
+
+def test_hour_without_the_sink_manifest_is_not_ready(store):
+    write_landing(store, "live", H0, [event("a")], listed=False)
+    with pytest.raises(LandingHourNotReadyError, match=r"2026-01-01-00 is not ready.*_SUCCESS"):
+        ingest_hour(store, "live", H0, known_items=KNOWN_ROOMS)
+
+
+def test_listed_but_absent_file_fails_or_is_counted_lost(store):
+    write_landing(store, "live", H0, [event("a"), event("b")])
+    list_in_manifest(store, "live", H0, "part-00001.jsonl.gz", 999, 40)  # never arrived
+    with pytest.raises(
+        IncompleteLandingHourError, match=r"part-00001\.jsonl\.gz \(40 lines\), absent"
+    ):
+        ingest_hour(store, "live", H0, known_items=KNOWN_ROOMS)
+    res = ingest_hour(store, "live", H0, known_items=KNOWN_ROOMS, config=SALVAGE)
+    assert (res.lines_in, res.clean.num_rows, res.lines_lost) == (42, 2, 40)
+    assert res.reason_counts == {"missing_file": 1} and res.conserved()
+
+
+def test_short_file_fails_or_is_counted_lost(store):
+    write_landing(store, "live", H0, [event(f"s{i}", t=i) for i in range(7)])
+    list_in_manifest(store, "live", H0, "part-00000.jsonl.gz", 1, 10)  # the sink wrote 10
+    with pytest.raises(IncompleteLandingHourError, match=r"short: 7 lines.*lists 10"):
+        ingest_hour(store, "live", H0, known_items=KNOWN_ROOMS)
+    res = ingest_hour(store, "live", H0, known_items=KNOWN_ROOMS, config=SALVAGE)
+    assert (res.lines_in, res.clean.num_rows, res.lines_lost) == (10, 7, 3)
+    assert res.reason_counts == {"short_file": 1} and res.conserved()
+
+
+def test_a_file_longer_than_listed_fails_in_both_modes(store):
+    write_landing(store, "live", H0, [event(f"s{i}", t=i) for i in range(5)])
+    list_in_manifest(store, "live", H0, "part-00000.jsonl.gz", 1, 4)
+    for cfg in (IngestConfig(), SALVAGE):
+        with pytest.raises(IncompleteLandingHourError, match=r"holds 5 lines.*lists 4"):
+            ingest_hour(store, "live", H0, known_items=KNOWN_ROOMS, config=cfg)
+
+
+@pytest.mark.parametrize("name", ["part-1.json.gz", "PART-2.JSONL.GZ", "sub/part-3.jsonl", "x.log"])
+def test_every_listed_file_is_read_whatever_its_name_or_folder(store, name):
+    write_landing(store, "live", H0, [event("a", t=1)])
+    write_landing(store, "live", H0, [event("b", t=2), event("c", t=3)], name=name)
+    res = ingest_hour(store, "live", H0, known_items=KNOWN_ROOMS)
+    assert res.lines_in == 3 and res.clean.num_rows == 3 and res.conserved()
+    assert res.unlisted_files == []
+
+
+def test_unlisted_files_are_reported_not_read(store):
+    write_landing(store, "live", H0, [event("a", t=1)])
+    late = write_landing(store, "live", H0, [event("z", t=2)], name="late.jsonl.gz", listed=False)
+    stray = write_landing(store, "live", H0, [event("y")], name="tmp/part.jsonl", listed=False)
+    res = ingest_hour(store, "live", H0, known_items=KNOWN_ROOMS)
+    assert res.clean.column("event_id").to_pylist() == ["a"]
+    assert res.unlisted_files == sorted([late, stray])
+    assert res.manifest()["unlisted_files"] == res.unlisted_files
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"not json", b'{"files": {"a.jsonl": 3}}', b'{"files": {"../x": 1}, "lines": {"../x": 1}}'],
+)
+def test_an_unreadable_sink_manifest_is_a_clear_error(store, body):
+    write_landing(store, "live", H0, [event("a")], listed=False)
+    store.write_bytes("landing/live/2026-01-01-00/_SUCCESS", body)
+    with pytest.raises(IncompleteLandingHourError, match=r"sink manifest .*_SUCCESS does not list"):
+        ingest_hour(store, "live", H0, known_items=KNOWN_ROOMS)
+
+
+def test_recount_agrees_with_ingestion_on_every_damage(store):
+    _write_truncated(store, n=500, name="part-00000.jsonl.gz")
+    write_landing(store, "live", H0, [event("k", t=9)], name="part-00001.jsonl.gz")
+    list_in_manifest(store, "live", H0, "part-00001.jsonl.gz", 1, 3)  # short by 2
+    list_in_manifest(store, "live", H0, "part-00002.jsonl.gz", 1, 8)  # absent
+    res = ingest_hour(store, "live", H0, known_items=KNOWN_ROOMS, config=SALVAGE)
+    recount = recount_landing_lines(store, "live", H0)
+    assert recount == LandingRecount(listed=511, lost=res.lines_lost)
+    assert res.conserved()
+    assert {"corrupt_file", "missing_file", "short_file"} <= set(res.reason_counts)
 
 
 def test_same_input_same_output(store):
