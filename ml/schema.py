@@ -89,6 +89,7 @@ MIN_VALID_TIME_MS = 946_684_800_000  # 2000-01-01
 # every landing line is exactly one of: clean, duplicate, quarantined.
 QUARANTINE_REASONS = (
     "empty_line",  # blank or whitespace-only line
+    "invalid_utf8",  # not valid text: invalid UTF-8 bytes or a lone surrogate escape
     "malformed_json",  # not a JSON object
     "wrong_type",  # a field of the wrong JSON type
     "missing_id",  # event_id, event_type, user_id, item_id or author_id missing

@@ -28,6 +28,7 @@ import pyarrow as pa
 import pyarrow.json as pj
 
 from ml.ingest.jsonscan import BLANK, FLAGGED, Scanned, Scanner, kinds_of
+from ml.ingest.text import invalid_text_lines
 
 _WS = b" \t\r\n"
 _CHUNK_LINES = 512
@@ -101,11 +102,35 @@ def not_objects(data: bytes, starts: np.ndarray, ends: np.ndarray, lines: np.nda
 def parse_json_lines(data: bytes, schema: pa.Schema, *, fast: bool = True) -> ParsedLines:
     """Parse ``data`` (UTF-8 JSON Lines) against ``schema``; never raises on content.
 
-    fast=False runs the pure pyarrow reference algorithm (same result, slower)."""
+    Lines that are not valid text (``ml.ingest.text``) are ``invalid_utf8``: the parser
+    sees them blanked (same offsets, so every other line keeps its place) and never
+    reads their bytes. fast=False runs the pure pyarrow reference algorithm (same result,
+    slower)."""
+    invalid = {}
+    if not data.isascii() or b"\\u" in data:
+        invalid = invalid_text_lines(data, *line_bounds(data))
+    if invalid:
+        data = _blanked(data, invalid)
     scanner = _scanner(schema) if fast else None
-    if scanner is None:
-        return _parse_reference(data, schema)
-    return _finish(data, schema, scanner.scan(data))
+    parsed = (
+        _parse_reference(data, schema)
+        if scanner is None
+        else _finish(data, schema, scanner.scan(data))
+    )
+    if invalid:
+        parsed.bad = sorted(
+            (i, "invalid_utf8", invalid[i]) if i in invalid else (i, r, d) for i, r, d in parsed.bad
+        )
+    return parsed
+
+
+def _blanked(data: bytes, lines: dict[int, str]) -> bytes:
+    """``data`` with the given lines overwritten by spaces (a blank line to the parser)."""
+    starts, ends = line_bounds(data)
+    buf = bytearray(data)
+    for i in lines:
+        buf[starts[i] : ends[i]] = b" " * int(ends[i] - starts[i])
+    return bytes(buf)
 
 
 _SCANNERS: dict[pa.Schema, Scanner | None] = {}

@@ -22,14 +22,14 @@ _CODE = {r: i + 1 for i, r in enumerate(S.QUARANTINE_REASONS)}
 _FIELDS = (*S.ID_FIELDS, *S.TIME_FIELDS, "watch_ms", "duration_ms", "gift_value")
 # ... and the codes of the rules it checks, in order (unknown_item is checked here).
 _RULES = np.array(
-    [_CODE[r] for r in S.QUARANTINE_REASONS if r not in ("empty_line", "malformed_json",
-     "wrong_type", "unknown_item")], np.int8,
+    [_CODE[r] for r in S.QUARANTINE_REASONS if r not in ("empty_line", "invalid_utf8",
+     "malformed_json", "wrong_type", "unknown_item")], np.int8,
 )  # fmt: skip
 _TYPE_BYTES = np.frombuffer("".join(S.ALL_EVENT_TYPES).encode(), np.uint8)
 _TYPE_OFF = np.cumsum([0] + [len(t) for t in S.ALL_EVENT_TYPES]).astype(np.int64)
 # The kernel knows the rules by position; a change of the contract must be made there too.
 assert S.ID_FIELDS[:2] == ("event_id", "event_type") and len(S.ID_FIELDS) == 5
-assert S.QUARANTINE_REASONS[3:12] == (
+assert S.QUARANTINE_REASONS[4:13] == (
     "missing_id", "unknown_event_type", "missing_field", "missing_time",
     "report_time_outside_partition", "event_time_absurd", "event_after_report",
     "negative_value", "absurd_value",

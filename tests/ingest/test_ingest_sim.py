@@ -10,6 +10,7 @@ from ml.hours import HOUR_MS, landing_dir, parse_hour
 from ml.ingest.landing_hour import IngestConfig, ingest_hours
 from ml.io.store import Store
 from ml.sim import SimConfig, simulate
+from ml.sim.bad import PLANTED_REASONS
 
 START = "2026-01-01-00:00"
 HOURS = 3
@@ -45,7 +46,7 @@ def test_quarantine_matches_the_injected_bad_lines_exactly(sim, domain):
     got = sorted(zip(bad.source_file, bad.line_number, bad.reason, strict=True))
     assert len(expected) >= 26  # every class, at least twice
     assert got == expected
-    assert set(bad.reason) == set(S.QUARANTINE_REASONS)
+    assert set(bad.reason) == set(PLANTED_REASONS)
 
 
 @pytest.mark.parametrize("domain", S.DOMAINS)

@@ -363,3 +363,51 @@ def test_inflate_pieces_and_salvage_add_up_to_the_decoded_prefix(piece_bytes):
     garbage = blob + b"this is certainly not a gzip stream"
     with pytest.raises(CorruptFileError, match="damaged"):
         list(landing.inflate(garbage, "x", piece_bytes=piece_bytes))
+
+
+# ---- invalid text ------------------------------------------------------------------------
+
+INVALID_TEXT = {
+    "bad byte in a string": (b'"feed"', b'"f\xffed"', "invalid UTF-8 at byte"),
+    "truncated sequence": (b'"feed"', b'"fe\xc3"', "invalid UTF-8 at byte"),
+    "overlong encoding": (b'"feed"', b'"\xc0\xafx"', "invalid UTF-8 at byte"),
+    "lone surrogate escape": (b'"feed"', b'"\\ud800"', "lone UTF-16 surrogate"),
+    "bad byte and wrong type": (b'"user_id": 1', b'"user_id": "\xff"', "invalid UTF-8"),
+    "bad byte and malformed": (b'"page": "feed"}', b'"page": "\xfe', "invalid UTF-8"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(INVALID_TEXT))
+@pytest.mark.parametrize("fast", [True, False])
+def test_invalid_text_is_quarantined_with_its_bytes_and_never_reaches_clean(
+    store, case, fast, monkeypatch
+):
+    old, new, why = INVALID_TEXT[case]
+    bad = json.dumps(event("bad", t=2)).encode().replace(old, new)
+    assert bad != json.dumps(event("bad", t=2)).encode()
+    lines = [
+        event("a", t=1),
+        bad,
+        event("c", t=3),
+        "caf\u00e9 is fine".encode() and event("é", t=4),
+    ]
+    if not fast:
+        import ml.ingest.jsonl as J
+
+        monkeypatch.setattr(J, "_scanner", lambda schema: None)
+    res = run(store, lines)
+    assert res.clean.column("event_id").to_pylist() == ["a", "c", "é"]
+    (row,) = res.quarantine.to_pylist()
+    assert (row["reason"], row["line_number"], row["raw_line"]) == ("invalid_utf8", 2, bad)
+    assert why in row["detail"]
+    for name in res.clean.schema.names:  # every clean string decodes
+        if pa.types.is_string(res.clean.schema.field(name).type):
+            for v in res.clean.column(name).cast(pa.binary()).to_pylist():
+                assert v is None or v.decode("utf-8") is not None
+
+
+def test_paired_surrogate_escapes_and_raw_utf8_are_valid_text(store):
+    res = run(
+        store, [event("\U0001f600", t=1), json.dumps(event("x", t=2), ensure_ascii=False).encode()]
+    )
+    assert res.quarantine.num_rows == 0 and res.clean.num_rows == 2

@@ -21,6 +21,7 @@ from ml import schema as S
 from ml.hours import HOUR_MS, landing_dir, parse_hour
 from ml.io.store import Store
 from ml.sim import SimConfig, SimSummary, simulate
+from ml.sim.bad import PLANTED_REASONS
 
 ROOT = Path(__file__).resolve().parents[2]
 BASE = SimConfig(start="2026-01-01-00:00", hours=4, users=8000, seed=11, dup_rate=0.005)
@@ -347,7 +348,7 @@ def test_duplicates_and_late_reports(base):
 def test_bad_records_cover_every_class_and_are_where_recorded(bad):
     root, summary = bad
     rec = pq.read_table(root / "oracle/bad_records.parquet").to_pandas()
-    assert set(rec.reason) == set(S.QUARANTINE_REASONS)
+    assert set(rec.reason) == set(PLANTED_REASONS)
     assert len(rec) == sum(summary.bad_lines.values())
     real_ids = set()
     for domain in S.DOMAINS:
