@@ -21,6 +21,8 @@ class LakeStorage(dg.ConfigurableResource):
 
     ``root`` is a local path or ``s3://bucket/prefix``. For S3 the credentials come from
     ``dagster.EnvVar`` (see ``storage_from_env``) or, if unset, botocore's usual chain.
+    ``storage_timeout_s`` bounds each S3 call, retries included; unset, it is
+    ``$LIVECROSS_STORAGE_TIMEOUT_S`` or 30 s (see ``ml.io.store.storage_timeout_s``).
     """
 
     root: str = DEFAULT_HOME
@@ -28,12 +30,13 @@ class LakeStorage(dg.ConfigurableResource):
     aws_access_key_id: str | None = None
     aws_secret_access_key: str | None = None
     aws_region: str | None = None
+    storage_timeout_s: float | None = None
 
     def store(self, root: str | None = None) -> Store:
         """The Store for ``root`` (default: this resource's root), with these credentials."""
         root = root or self.root
         if not root.startswith("s3://"):
-            return Store(root)
+            return Store(root, timeout_s=self.storage_timeout_s)
         return Store(
             root,
             s3_storage_options(
@@ -41,7 +44,9 @@ class LakeStorage(dg.ConfigurableResource):
                 key=self.aws_access_key_id,
                 secret=self.aws_secret_access_key,
                 region=self.aws_region,
+                timeout_s=self.storage_timeout_s,
             ),
+            timeout_s=self.storage_timeout_s,
         )
 
 

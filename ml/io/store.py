@@ -8,6 +8,9 @@ fsspec so the same code serves both. Two rules make readers safe without locks:
 * a partition directory is *published* by a ``_SUCCESS`` manifest written last, which
   lists the files that belong to it. Readers read only the listed files of a published
   partition, so a half-written or stale file is never seen.
+
+Each S3 Store call has one deadline, retries included (``storage_timeout_s``): past it the
+call is cancelled and ``StorageUnreachableError`` names the endpoint.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import json
 import os
 import posixpath
 import tempfile
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -25,9 +29,16 @@ from typing import Any
 import fsspec
 import pyarrow as pa
 import pyarrow.parquet as pq
+from fsspec.asyn import sync
+from fsspec.exceptions import FSTimeoutError
 
 SUCCESS = "_SUCCESS"
 DEFAULT_HOME = "./.livecross"
+TIMEOUT_ENV = "LIVECROSS_STORAGE_TIMEOUT_S"
+DEFAULT_TIMEOUT_S = 30.0
+_WRITE_ALLOWANCE_BPS = 1 << 20  # a write's deadline grows by 1 s per MiB sent
+# s3fs retries around botocore's own (3 attempts): 5 x 3 x read_timeout was ~40 min.
+_S3FS_RETRIES = 2
 
 
 class StorageError(RuntimeError):
@@ -54,7 +65,24 @@ _UNREACHABLE_MARKERS = (
     "NoSuchBucket",
     "AccessDenied",
     "ServerDisconnected",
+    "ReadTimeout",
 )
+
+
+def storage_timeout_s(value: float | None = None) -> float:
+    """Deadline of one Store call on S3, in seconds (writes get 1 s more per MiB): ``value``,
+    else ``$LIVECROSS_STORAGE_TIMEOUT_S``, else 30 s."""
+    if value is None:
+        raw = os.environ.get(TIMEOUT_ENV, "").strip()
+        if not raw:
+            return DEFAULT_TIMEOUT_S
+        try:
+            value = float(raw)
+        except ValueError:
+            raise StorageError(f"{TIMEOUT_ENV}={raw!r} is not a number of seconds") from None
+    if not 0 < value < float("inf"):
+        raise StorageError(f"storage timeout must be a positive number of seconds, not {value!r}")
+    return float(value)
 
 
 def s3_storage_options(
@@ -62,8 +90,11 @@ def s3_storage_options(
     key: str | None = None,
     secret: str | None = None,
     region: str | None = None,
+    timeout_s: float | None = None,
 ) -> dict[str, Any]:
-    """s3fs options from explicit values, falling back to the standard ``AWS_*`` variables."""
+    """s3fs options from explicit values, falling back to the standard ``AWS_*`` variables.
+    botocore's 3 attempts fit in the deadline ``timeout_s``; the Store enforces it anyway."""
+    timeout = storage_timeout_s(timeout_s)
     endpoint_url = (
         endpoint_url or os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
     )
@@ -73,8 +104,8 @@ def s3_storage_options(
         # Listings are re-read on every call: a partition can be republished by another process.
         "use_listings_cache": False,
         "config_kwargs": {
-            "connect_timeout": 5,
-            "read_timeout": 120,
+            "connect_timeout": min(5.0, timeout / 3),
+            "read_timeout": max(1.0, timeout / 3),
             "retries": {"max_attempts": 3, "mode": "standard"},
         },
     }
@@ -99,14 +130,22 @@ class Store:
     All paths given to methods are relative to the root and use ``/``.
     """
 
-    def __init__(self, root: str, storage_options: dict[str, Any] | None = None):
+    def __init__(
+        self,
+        root: str,
+        storage_options: dict[str, Any] | None = None,
+        timeout_s: float | None = None,
+    ):
         root = str(root).rstrip("/")
+        self.timeout_s = storage_timeout_s(timeout_s)
         self.is_s3 = root.startswith("s3://")
         if self.is_s3:
             bucket = root[len("s3://") :].split("/", 1)[0]
             if len(bucket) < 3:
                 raise StorageError(f"invalid S3 root {root!r}: bucket name must be >= 3 characters")
-            self.fs = fsspec.filesystem("s3", **(storage_options or s3_storage_options()))
+            opts = storage_options or s3_storage_options(timeout_s=self.timeout_s)
+            self.fs = fsspec.filesystem("s3", **opts)
+            self.fs.retries = _S3FS_RETRIES  # a class attribute in s3fs, not an option
             self._base = root[len("s3://") :]
         elif "://" in root:
             raise StorageError(
@@ -139,13 +178,23 @@ class Store:
         """A Store rooted at a sub-directory, sharing this one's filesystem."""
         sub = Store.__new__(Store)
         sub.is_s3, sub.fs, sub._base = self.is_s3, self.fs, self._full(rel)
+        sub.timeout_s = self.timeout_s
         sub.root = f"s3://{sub._base}" if self.is_s3 else sub._base
         return sub
 
+    def endpoint(self) -> str:
+        """The S3 endpoint URL this Store talks to (for error messages)."""
+        fs = self.fs
+        url = getattr(fs, "endpoint_url", None) or (fs.client_kwargs or {}).get("endpoint_url")
+        client = getattr(fs, "_s3", None)
+        url = url or getattr(getattr(client, "meta", None), "endpoint_url", None)
+        return url or "https://s3.amazonaws.com (default)"
+
     @contextlib.contextmanager
-    def _guard(self, what: str) -> Iterator[None]:
+    def _guard(self, what: str, nbytes: int = 0) -> Iterator[_Call]:
+        call = _Call(self, what, self.timeout_s + nbytes / _WRITE_ALLOWANCE_BPS)
         try:
-            yield
+            yield call
         except StorageError:
             raise
         except FileNotFoundError as e:
@@ -155,32 +204,32 @@ class Store:
             if isinstance(e, (ConnectionError, TimeoutError, PermissionError, OSError)) or any(
                 m in text for m in _UNREACHABLE_MARKERS
             ):
+                at = f" (S3 endpoint {self.endpoint()})" if self.is_s3 else ""
                 raise StorageUnreachableError(
-                    f"data root {self.root!r} is unreachable while trying to {what}: {text}"
+                    f"data root {self.root!r} is unreachable{at} while trying to {what}: {text}"
                 ) from e
             raise
 
     def check_reachable(self) -> None:
         """Fail with a clear error now rather than deep inside a computation."""
-        with self._guard("list the data root"):
+        with self._guard("list the data root") as call:
             if self.is_s3:
-                bucket = self._base.split("/", 1)[0]
-                self.fs.ls(bucket, detail=False)
+                call("ls", self._base.split("/", 1)[0], detail=False)
             else:
                 os.makedirs(self._base, exist_ok=True)
 
     # ---- plain objects -----------------------------------------------------------------
     def exists(self, rel: str) -> bool:
-        with self._guard(f"check {rel!r}"):
-            return self.fs.exists(self._full(rel))
+        with self._guard(f"check {rel!r}") as call:
+            return call("exists", self._full(rel))
 
     def list(self, rel_dir: str, suffix: str | None = None) -> list[str]:
         """File names (not paths) directly under ``rel_dir``, sorted; [] if it does not exist."""
         full = self._full(rel_dir)
-        with self._guard(f"list {rel_dir!r}"):
-            if not self.fs.exists(full):
+        with self._guard(f"list {rel_dir!r}") as call:
+            if not call("exists", full):
                 return []
-            entries = _items(self.fs.ls(full, detail=True))
+            entries = _items(call("ls", full, detail=True))
             names = [
                 posixpath.basename(p.rstrip("/")) for p, i in entries if i.get("type") == "file"
             ]
@@ -188,28 +237,28 @@ class Store:
 
     def list_dirs(self, rel_dir: str) -> list[str]:
         full = self._full(rel_dir)
-        with self._guard(f"list {rel_dir!r}"):
-            if not self.fs.exists(full):
+        with self._guard(f"list {rel_dir!r}") as call:
+            if not call("exists", full):
                 return []
-            entries = _items(self.fs.ls(full, detail=True))
+            entries = _items(call("ls", full, detail=True))
         return sorted(
             posixpath.basename(p.rstrip("/")) for p, i in entries if i.get("type") == "directory"
         )
 
     def read_bytes(self, rel: str) -> bytes:
-        with self._guard(f"read {rel!r}"):
-            return self.fs.cat_file(self._full(rel))
+        with self._guard(f"read {rel!r}") as call:
+            return call("cat_file", self._full(rel))
 
     def size(self, rel: str) -> int:
-        with self._guard(f"stat {rel!r}"):
-            return int(self.fs.size(self._full(rel)))
+        with self._guard(f"stat {rel!r}") as call:
+            return int(call("size", self._full(rel)))
 
     def write_bytes(self, rel: str, data: bytes) -> int:
         """Write one object whole (readers never see a partial object)."""
         full = self._full(rel)
-        with self._guard(f"write {rel!r}"):
+        with self._guard(f"write {rel!r}", nbytes=len(data)) as call:
             if self.is_s3:
-                self.fs.pipe_file(full, data)  # one PUT
+                call("pipe_file", full, data)  # one PUT
             else:
                 d = os.path.dirname(full)
                 os.makedirs(d, exist_ok=True)
@@ -227,9 +276,9 @@ class Store:
 
     def delete(self, rel: str) -> None:
         full = self._full(rel)
-        with self._guard(f"delete {rel!r}"):
-            if self.fs.exists(full):
-                self.fs.rm(full, recursive=True)
+        with self._guard(f"delete {rel!r}") as call:
+            if call("exists", full):
+                call("rm", full, recursive=True)
 
     # ---- tables ------------------------------------------------------------------------
     def write_parquet(self, rel: str, table: pa.Table) -> int:
@@ -289,6 +338,34 @@ class Store:
                 schema = pa.schema([schema.field(c) for c in columns])
             return schema.empty_table()
         return pa.concat_tables(tables)
+
+
+class _Call:
+    """Runs filesystem methods for one Store call, all of them within one deadline."""
+
+    def __init__(self, store: Store, what: str, budget_s: float):
+        self.store, self.what, self.budget_s = store, what, budget_s
+        self.deadline = time.monotonic() + budget_s
+
+    def __call__(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        fs = self.store.fs
+        if not self.store.is_s3:
+            return getattr(fs, method)(*args, **kwargs)
+        left = self.deadline - time.monotonic()
+        try:
+            if left <= 0:
+                raise FSTimeoutError
+            # The coroutine itself, run with a timeout: at the deadline it is cancelled
+            # (and the waiting here stops) whatever the retry loops inside would still do.
+            return sync(fs.loop, getattr(fs, f"_{method}"), *args, timeout=left, **kwargs)
+        except FSTimeoutError as e:
+            if time.monotonic() < self.deadline - 0.05:
+                raise  # a timeout of the library's own, well before ours
+            raise StorageUnreachableError(
+                f"S3 endpoint {self.store.endpoint()} did not answer within"
+                f" {round(self.budget_s, 1):g} s while trying to {self.what}"
+                f" (data root {self.store.root!r}; deadline: {TIMEOUT_ENV})"
+            ) from e
 
 
 def _items(listing: list) -> list[tuple[str, dict]]:
