@@ -101,6 +101,7 @@ QUARANTINE_REASONS = (
     "event_after_report",  # event_time_ms > report_time_ms + CLOCK_SKEW_MS
     "negative_value",  # watch_ms, duration_ms or gift_value < 0
     "absurd_value",  # beyond the MAX_* bounds
+    "unknown_page",  # page not one of PAGES (a missing page is allowed: unknown)
     "unknown_item",  # item_id not in the catalog (room for live, video for short video)
 )
 DUPLICATE_REASONS = (

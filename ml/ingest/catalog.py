@@ -80,7 +80,9 @@ def conform(table: pa.Table, target: pa.Schema, name: str) -> tuple[pa.Table, np
     """Select and cast the contract's columns; returns (table, rows with a bad embedding)."""
     missing = [f.name for f in target if f.name not in table.column_names]
     if missing:
-        raise CatalogSchemaError(f"catalog table {name!r} lacks column(s) {missing}")
+        raise CatalogSchemaError(
+            f"catalog table {name!r} ({_path(name)}) lacks column(s) {missing}"
+        )
     bad_embedding = np.zeros(table.num_rows, bool)
     cols = []
     for f in target:
@@ -94,9 +96,9 @@ def conform(table: pa.Table, target: pa.Schema, name: str) -> tuple[pa.Table, np
             col = pc.if_else(pa.array(wrong), fill, col.cast(pa.list_(pa.float32())))
         try:
             cols.append(col.cast(f.type))
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as e:
+        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as e:
             raise CatalogSchemaError(
-                f"catalog table {name!r}: column {f.name!r} of type {col.type} "
+                f"catalog table {name!r} ({_path(name)}): column {f.name!r} of type {col.type} "
                 f"cannot be read as {f.type}: {e}"
             ) from e
     return pa.table(cols, schema=target), bad_embedding
@@ -180,7 +182,8 @@ def _row_reasons(
         emb = t.column("embedding")
         nulls = pc.is_null(emb).to_numpy(zero_copy_only=False)
         flat = pc.list_flatten(pc.fill_null(emb, pa.scalar([0.0] * emb.type.list_size, emb.type)))
-        finite = np.isfinite(flat.to_numpy(zero_copy_only=False).reshape(n, -1)).all(axis=1)
+        width = emb.type.list_size  # explicit: an empty table has no -1 to infer
+        finite = np.isfinite(flat.to_numpy(zero_copy_only=False).reshape(n, width)).all(axis=1)
         mark("bad_embedding", bad_embedding | nulls | ~finite)
     return reasons
 

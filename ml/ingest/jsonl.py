@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -341,7 +342,11 @@ def classify_line(line: bytes, schema: pa.Schema) -> tuple[str, str] | None:
     """(reason, detail) if a single line is not a JSON object of the schema's types
     (``malformed_json`` or ``wrong_type``), else None."""
     try:
-        obj = json.loads(line)
+        obj = json.loads(line, object_pairs_hook=_unique_keys, parse_constant=_no_constant)
+    except _DuplicateKey as e:
+        return "malformed_json", f"ambiguous object: key {e.args[0]!r} appears twice"
+    except RecursionError:
+        return "malformed_json", "nested too deep to be an event (a flat JSON object)"
     except (ValueError, UnicodeDecodeError) as e:
         return "malformed_json", f"not valid JSON: {e}"[:200]
     if not isinstance(obj, dict):
@@ -356,6 +361,8 @@ def classify_line(line: bytes, schema: pa.Schema) -> tuple[str, str] | None:
             ok = isinstance(v, int) and not isinstance(v, bool) and _INT64_MIN <= v <= _INT64_MAX
         elif pa.types.is_floating(f.type):
             ok = isinstance(v, (int, float)) and not isinstance(v, bool)
+            if ok and not _finite_float(v):
+                return "wrong_type", f"{f.name}: a number beyond the range of {f.type}"
         else:
             ok = True
         if not ok:
@@ -364,3 +371,31 @@ def classify_line(line: bytes, schema: pa.Schema) -> tuple[str, str] | None:
                 f"{f.name}: expected {f.type}, got {type(v).__name__} {str(v)[:40]!r}",
             )
     return None
+
+
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _unique_keys(pairs: list[tuple[str, object]]) -> dict:
+    out = dict(pairs)
+    if len(out) != len(pairs):
+        seen = set()
+        for k, _ in pairs:
+            if k in seen:
+                raise _DuplicateKey(k)
+            seen.add(k)
+    return out
+
+
+def _no_constant(name: str):
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _finite_float(v: int | float) -> bool:
+    """A number a JSON float column can hold: finite once in float64 (1e400 parses as inf
+    in Python, 10**400 does not fit at all)."""
+    try:
+        return math.isfinite(float(v))
+    except OverflowError:
+        return False

@@ -282,6 +282,8 @@ def _detail(reason: str, table: pa.Table, i: int, hour_ms: int) -> str:
         return f"event_time_ms {row['event_time_ms']} vs report_time_ms {row['report_time_ms']}"
     if reason in ("negative_value", "absurd_value"):
         return f"watch_ms={row['watch_ms']} duration_ms={row['duration_ms']} gift_value={row['gift_value']}"
+    if reason == "unknown_page":
+        return f"page {row['page']!r} is not one of {', '.join(S.PAGES)}"
     if reason == "unknown_item":
         return f"item_id {row['item_id']} not in the catalog"
     return reason

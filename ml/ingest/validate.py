@@ -23,8 +23,9 @@ _FIELDS = (*S.ID_FIELDS, *S.TIME_FIELDS, "watch_ms", "duration_ms", "gift_value"
 # ... and the codes of the rules it checks, in order (unknown_item is checked here).
 _RULES = np.array(
     [_CODE[r] for r in S.QUARANTINE_REASONS if r not in ("empty_line", "invalid_utf8",
-     "malformed_json", "wrong_type", "unknown_item")], np.int8,
+     "malformed_json", "wrong_type", "unknown_page", "unknown_item")], np.int8,
 )  # fmt: skip
+_PAGES = pa.array(S.PAGES, pa.string())
 _TYPE_BYTES = np.frombuffer("".join(S.ALL_EVENT_TYPES).encode(), np.uint8)
 _TYPE_OFF = np.cumsum([0] + [len(t) for t in S.ALL_EVENT_TYPES]).astype(np.int64)
 # The kernel knows the rules by position; a change of the contract must be made there too.
@@ -65,6 +66,10 @@ def validate_events(
             required, limits, S.MAX_GIFT_VALUE, _RULES,
         )  # fmt: skip
         row += n
+    page = table.column("page")
+    known_page = pc.or_(pc.is_null(page), pc.is_in(page, value_set=_PAGES))  # null: unknown
+    bad_page = ~known_page.to_numpy(zero_copy_only=False)
+    codes[bad_page & (codes == 0)] = _CODE["unknown_page"]
     if known_items is not None:
         unknown = ~pc.is_in(table.column("item_id"), value_set=known_items).to_numpy(
             zero_copy_only=False
