@@ -37,7 +37,7 @@ class LakeStorage(dg.ConfigurableResource):
         root = root or self.root
         if not root.startswith("s3://"):
             return Store(root, timeout_s=self.storage_timeout_s)
-        return Store(
+        store = Store(
             root,
             s3_storage_options(
                 endpoint_url=self.s3_endpoint_url,
@@ -48,6 +48,10 @@ class LakeStorage(dg.ConfigurableResource):
             ),
             timeout_s=self.storage_timeout_s,
         )
+        # One listing of the bucket: an unreachable endpoint or a missing bucket is named
+        # now, not reported later as a missing table or an unmaterialized partition.
+        store.check_reachable()
+        return store
 
 
 class LandingZone(dg.ConfigurableResource):

@@ -211,10 +211,19 @@ class Store:
             raise
 
     def check_reachable(self) -> None:
-        """Fail with a clear error now rather than deep inside a computation."""
-        with self._guard("list the data root") as call:
+        """Fail with a clear error now rather than deep inside a computation: on S3 the
+        bucket is listed, so a missing bucket is named as such, not as a missing file."""
+        bucket = self._base.split("/", 1)[0]
+        what = f"list bucket {bucket!r}" if self.is_s3 else "create the data root"
+        with self._guard(what) as call:
             if self.is_s3:
-                call("ls", self._base.split("/", 1)[0], detail=False)
+                try:
+                    call("ls", bucket, detail=False)
+                except FileNotFoundError:
+                    raise StorageUnreachableError(
+                        f"bucket {bucket!r} does not exist at S3 endpoint {self.endpoint()} "
+                        f"(data root {self.root!r}): create it, or point LIVECROSS_HOME elsewhere"
+                    ) from None
             else:
                 os.makedirs(self._base, exist_ok=True)
 
