@@ -1,7 +1,10 @@
 """Crashed runs do not hold the queue: under `dagster-daemon run` with infra/dagster.yaml,
 a run whose worker is SIGKILLed is failed (by its code server, which watches the worker
-process) and retried once, and a run orphaned together with its code server (a reboot,
-`kill -9` of the process group) is failed by the run monitoring daemon.
+process, or by the run monitoring daemon's health check of the run launcher,
+resources.run_launcher, whichever sees it first) and retried once; a run orphaned together
+with its code server (a reboot, `kill -9` of the process group), and an in-process CLI run
+(`dagster job execute`) that is SIGKILLed, are failed by the monitoring daemon's health
+check well before any runtime limit.
 
 The runs are of `napping`, a job in this file (the daemon loads this module as a code
 location): its one op sleeps, in the run worker's own process (in-process executor, so
@@ -152,7 +155,10 @@ def test_a_killed_run_worker_fails_its_run_and_is_retried_once(daemon):
         log,
     )
     messages = [e.message or "" for e in instance.all_logs(run_id)]
-    assert any("signal 9 (SIGKILL)" in m for m in messages), messages
+    assert any(
+        "signal 9 (SIGKILL)" in m or f"The run's process (pid {pid}) no longer exists" in m
+        for m in messages
+    ), messages
 
     def retry():
         runs = instance.get_runs(dg.RunsFilter(tags={"dagster/parent_run_id": run_id}))
@@ -164,11 +170,11 @@ def test_a_killed_run_worker_fails_its_run_and_is_retried_once(daemon):
 
 
 def test_a_run_orphaned_with_its_code_server_is_failed_by_run_monitoring(daemon):
-    """Nothing is left to notice the dead worker: only the monitoring daemon's runtime
-    limit (here the run's own tag, shorter than the instance's) frees the slot."""
+    """Nothing but the monitoring daemon is left to notice the dead worker: the launcher's
+    health check fails the run within a poll, long before the run's own runtime limit."""
     instance, launch, log = daemon
-    # No retry: that the retry runs is the test above's business.
-    run_id = launch({"dagster/max_runtime": "15", "dagster/max_retries": "0"})
+    # No retry: that the retry runs is the first test's business.
+    run_id = launch({"dagster/max_runtime": "600", "dagster/max_retries": "0"})
     pid = wait_for("the run's step to start", lambda: worker_pid(instance, run_id), 120, log)
     code_server = int(ps("ppid", pid))
     assert "dagster api grpc" in ps("args", code_server)
@@ -182,5 +188,61 @@ def test_a_run_orphaned_with_its_code_server_is_failed_by_run_monitoring(daemon)
         log,
     )
     messages = [e.message or "" for e in instance.all_logs(run_id)]
-    assert any("maximum runtime of 15 seconds" in m for m in messages), messages
-    assert not any("SIGKILL" in m for m in messages), messages  # no one else saw the crash
+    assert any(f"The run's process (pid {pid}) no longer exists" in m for m in messages), messages
+    assert not any("SIGKILL" in m for m in messages), messages  # no code server saw the crash
+    assert not any("maximum runtime" in m for m in messages), messages
+
+
+def test_a_killed_cli_run_is_failed_by_run_monitoring(daemon):
+    """`dagster job execute` runs in the CLI's own process, with no code server to watch it:
+    SIGKILLed, its run would hold a slot until max_runtime_seconds but for the launcher's
+    health check."""
+    instance, _, log = daemon
+    marker = str(uuid.uuid4())
+    env = {**os.environ, "DAGSTER_HOME": instance.root_directory}
+    tags = {"test/marker": marker, "dagster/max_retries": "0"}
+    cli = subprocess.Popen(
+        [str(BIN / "dagster"), "job", "execute", "-f", __file__, "-j", "napping",
+         "--tags", json.dumps(tags)],
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )  # fmt: skip
+    try:
+
+        def started_run():
+            runs = instance.get_runs(dg.RunsFilter(tags={"test/marker": marker}))
+            if not runs:
+                return None
+            logs = instance.all_logs(runs[0].run_id)
+            step = any(e.dagster_event_type == DagsterEventType.STEP_START for e in logs)
+            return runs[0].run_id if step else None
+
+        run_id = wait_for("the CLI run's step to start", started_run, 120, log)
+        assert status(instance, run_id) == dg.DagsterRunStatus.STARTED
+        run_start = next(
+            e
+            for e in instance.all_logs(run_id)
+            if e.dagster_event_type == DagsterEventType.RUN_START
+        )
+        assert (
+            run_start.dagster_event.pid == cli.pid
+        )  # in-process: the CLI process is the run's process
+        killed_at = time.time()
+        os.kill(cli.pid, signal.SIGKILL)
+        cli.wait(timeout=10)
+
+        wait_for(
+            "run monitoring to fail the CLI run",
+            lambda: status(instance, run_id) == dg.DagsterRunStatus.FAILURE,
+            60,
+            log,
+        )
+        assert time.time() - killed_at < 60
+        messages = [e.message or "" for e in instance.all_logs(run_id)]
+        assert any(f"The run's process (pid {cli.pid}) no longer exists" in m for m in messages), (
+            messages
+        )
+        assert not any("maximum runtime" in m for m in messages), messages
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(cli.pid, signal.SIGKILL)
