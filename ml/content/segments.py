@@ -23,7 +23,7 @@ import pyarrow.compute as pc
 
 from ml import schema as S
 from ml.hours import HOUR_MS, landing_dir
-from ml.ingest.catalog import CatalogSchemaError
+from ml.ingest.catalog import CatalogSchemaError, cast_column
 from ml.ingest.landing import CorruptFileError, MissingLandingHourError
 from ml.io.store import StorageError, Store
 from ml.moment.sessions import build_timeline, dedup_events
@@ -250,16 +250,8 @@ def build_segments(
 def _cast_scalars(content: pa.Table, source: str) -> pa.Table:
     """The contract's non-vector columns cast to their types (uncastable: one clear error)."""
     fields = [f for f in S.SEGMENTS_SCHEMA if f.name not in VECTOR_COLUMNS]
-    cols = []
-    for f in fields:
-        col = content.column(f.name)
-        try:
-            cols.append(col.cast(f.type))
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as e:
-            raise SegmentSchemaError(
-                f"content table 'segments' ({source}): column {f.name!r} of type {col.type} "
-                f"cannot be read as {f.type}: {e}"
-            ) from e
+    where = f"content table 'segments' ({source})"
+    cols = [cast_column(content.column(f.name), f, where, SegmentSchemaError) for f in fields]
     return pa.table(cols, schema=pa.schema(fields))
 
 

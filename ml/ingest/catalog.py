@@ -94,14 +94,18 @@ def conform(table: pa.Table, target: pa.Schema, name: str) -> tuple[pa.Table, np
             bad_embedding |= wrong
             fill = pa.scalar([0.0] * f.type.list_size, pa.list_(pa.float32()))
             col = pc.if_else(pa.array(wrong), fill, col.cast(pa.list_(pa.float32())))
-        try:
-            cols.append(col.cast(f.type))
-        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as e:
-            raise CatalogSchemaError(
-                f"catalog table {name!r} ({_path(name)}): column {f.name!r} of type {col.type} "
-                f"cannot be read as {f.type}: {e}"
-            ) from e
+        cols.append(cast_column(col, f, f"catalog table {name!r} ({_path(name)})"))
     return pa.table(cols, schema=target), bad_embedding
+
+
+def cast_column(col, f: pa.Field, table: str, error: type = CatalogSchemaError):
+    """``col`` cast to ``f``'s type, or one ``error`` naming the table, column and types."""
+    try:
+        return col.cast(f.type)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as e:
+        raise error(
+            f"{table}: column {f.name!r} of type {col.type} cannot be read as {f.type}: {e}"
+        ) from e
 
 
 def ingest_catalog(store: Store) -> CatalogResult:

@@ -71,7 +71,7 @@ def _valid_utf8(data: bytes) -> bool:
     return True
 
 
-def _strings(value, depth: int = 0):
+def _strings(value):
     """Every string (keys included) of a decoded JSON value, iteratively deep."""
     stack = [value]
     while stack:

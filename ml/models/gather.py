@@ -2,10 +2,10 @@
 
 ``lookup(weight, idx)`` is ``weight[idx]``. Its gradient is the scatter-add of the output
 gradient's rows into a zero table, once per gathered position. torch's CPU ``index_add_``
-runs that through a strided iterator at ~40 ns a row — in the ranking model the GSU
-positions (~180,000 per batch of 1024) made those scatters the largest cost of a training
-step after the expert GEMMs. ``add_rows`` is the same sum as one plain loop over
-contiguous rows (~8 ns a row): positions are visited in order, so the sums, and the bytes,
+runs that through a strided iterator — in the ranking model the GSU positions (~180,000
+per batch of 1024) made those scatters the largest cost of a training step after the
+expert GEMMs. ``add_rows`` is the same sum as one plain loop over contiguous rows, ~5x
+faster (``bench/train_kernels.py``): positions are visited in order, so the sums, and the bytes,
 are those of a sequential ``index_add_``. On other devices, other dtypes or
 non-contiguous gradients the backward is torch's ``index_add_`` (the plain twin the tests
 compare against).
