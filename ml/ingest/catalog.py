@@ -3,7 +3,14 @@
 Columns are checked and cast to the contract's types (a missing or uncastable column is
 one clear error naming it); rows that break a rule go to quarantine with a reason, in
 the same quarantine table as events (line_number = 1-based row number, raw_line = the
-row as JSON). Rows in = clean rows + quarantined rows, per table.
+row as JSON).
+
+The catalog of hour H is the catalog *as of the end of H*: the landing export is the
+platform's latest full dump, and a short video published, or a room started, at or after
+H's end is not in it yet (counted as ``not_yet``); a room still live then has no end.
+So catalog[H] is the same bytes whenever it is built, as long as the export only grows,
+and an item that appears in hour H is known in H. Rows in = clean + quarantined + not yet,
+per table.
 """
 
 from __future__ import annotations
@@ -19,13 +26,16 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from ml import schema as S
-from ml.ingest.landing import CorruptFileError, MissingLandingHourError
+from ml.hours import partition_key
+from ml.ingest.landing import CorruptFileError, LandingHourNotReadyError, MissingLandingHourError
 from ml.io.store import StorageError, Store
 
 CATALOG_DIR = "landing/catalog"
 # Order matters: items are checked against the clean authors.
 TABLE_ORDER = ("authors", "short_videos", "rooms")
 _KEY = {"authors": "author_id", "short_videos": "item_id", "rooms": "item_id"}
+# When a row comes into existence (authors have no such time: all of them are listed).
+_BORN = {"short_videos": "publish_time_ms", "rooms": "start_ms"}
 
 
 class CatalogSchemaError(StorageError):
@@ -37,17 +47,22 @@ class CatalogResult:
     tables: dict[str, pa.Table]
     quarantine: pa.Table
     rows_in: dict[str, int]
+    not_yet: dict[str, int]  # rows born at or after as_of_ms
+    as_of_ms: int | None = None
 
     def conserved(self) -> bool:
         files = self.quarantine.column("source_file").to_pylist()
         return all(
-            self.rows_in[n] == self.tables[n].num_rows + files.count(_path(n)) for n in TABLE_ORDER
+            self.rows_in[n] == self.tables[n].num_rows + files.count(_path(n)) + self.not_yet[n]
+            for n in TABLE_ORDER
         )
 
     def manifest(self) -> dict:
         reasons = self.quarantine.column("reason").to_pylist()
         return {
+            "as_of_ms": self.as_of_ms,
             "rows_in": self.rows_in,
+            "not_yet": self.not_yet,
             "rows": {n: t.num_rows for n, t in self.tables.items()},
             "quarantined": len(reasons),
             "reasons": {r: reasons.count(r) for r in sorted(set(reasons))},
@@ -108,14 +123,54 @@ def cast_column(col, f: pa.Field, table: str, error: type = CatalogSchemaError):
         ) from e
 
 
-def ingest_catalog(store: Store) -> CatalogResult:
+def check_export_covers(store: Store, as_of_ms: int) -> None:
+    """Fail unless the catalog export is at least as new as ``as_of_ms``: the sink's
+    ``_SUCCESS`` manifest names the time it was exported as of (``as_of_ms``); an export
+    without one is a complete historical dump and covers every hour."""
+    man = store.manifest(CATALOG_DIR)
+    exported = None if man is None else man.get("as_of_ms")
+    if exported is not None and int(exported) < as_of_ms:
+        raise LandingHourNotReadyError(
+            f"the catalog export {store.url(CATALOG_DIR)} is as of {partition_key(int(exported))}"
+            f" (exclusive); the catalog of the hour ending {partition_key(as_of_ms)} needs a "
+            "newer export"
+        )
+
+
+def _born_later(name: str, table: pa.Table, as_of_ms: int | None) -> np.ndarray:
+    if as_of_ms is None or name not in _BORN:
+        return np.zeros(table.num_rows, bool)
+    born = pc.fill_null(table.column(_BORN[name]), np.iinfo(np.int64).min)
+    return born.to_numpy(zero_copy_only=False) >= as_of_ms
+
+
+def _as_of(name: str, table: pa.Table, as_of_ms: int | None) -> pa.Table:
+    """A room that had not ended by ``as_of_ms`` has no end yet."""
+    if as_of_ms is None or name != "rooms":
+        return table
+    end = table.column("end_ms")
+    ended = pc.fill_null(pc.less(end, as_of_ms), False)
+    i = table.schema.get_field_index("end_ms")
+    return table.set_column(i, "end_ms", pc.if_else(ended, end, pa.nulls(len(end), pa.int64())))
+
+
+def ingest_catalog(store: Store, as_of_ms: int | None = None) -> CatalogResult:
+    """The landing catalog as of ``as_of_ms`` (exclusive; None: every row)."""
+    if as_of_ms is not None:
+        check_export_covers(store, as_of_ms)
     tables: dict[str, pa.Table] = {}
     rows_in: dict[str, int] = {}
+    not_yet: dict[str, int] = {}
     quarantined: list[tuple[str, int, str, str, str | None, bytes]] = []
     for name in TABLE_ORDER:
         raw = read_catalog_file(store, name)
         rows_in[name] = raw.num_rows
         table, bad_embedding = conform(raw, S.CATALOG_TABLES[name], name)
+        now = np.flatnonzero(~_born_later(name, table, as_of_ms))
+        not_yet[name] = raw.num_rows - len(now)
+        if not_yet[name]:
+            raw, table, bad_embedding = raw.take(now), table.take(now), bad_embedding[now]
+        table = _as_of(name, table, as_of_ms)
         reasons = _row_reasons(name, table, bad_embedding, tables.get("authors"))
         bad = np.flatnonzero(reasons != "")
         if len(bad):
@@ -125,9 +180,9 @@ def ingest_catalog(store: Store) -> CatalogResult:
                 quarantined.append(
                     (
                         _path(name),
-                        int(i) + 1,
+                        int(now[i]) + 1,
                         str(reasons[i]),
-                        f"{name} row {int(i) + 1}: {reasons[i]}",
+                        f"{name} row {int(now[i]) + 1}: {reasons[i]}",
                         None if row.get(key) is None else str(row.get(key)),
                         json.dumps(row, default=str, sort_keys=True).encode(),
                     )
@@ -137,7 +192,7 @@ def ingest_catalog(store: Store) -> CatalogResult:
     q = pa.table(
         dict(zip(S.QUARANTINE_SCHEMA.names, cols, strict=True)), schema=S.QUARANTINE_SCHEMA
     )
-    return CatalogResult(tables, q, rows_in)
+    return CatalogResult(tables, q, rows_in, not_yet, as_of_ms)
 
 
 def _row_reasons(

@@ -87,6 +87,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m ml.sim",
         description="Seeded live-streaming + short-video platform simulator: writes landing/ and oracle/.",
+        epilog="More hours of the same world: the same --start, --seed and --users with a "
+        "larger --hours write the earlier hours' event and segment files byte for byte again "
+        "and add the later ones (the catalog export grows; the catalog as of an earlier hour "
+        "does not change). "
+        "Every SimConfig field (ml/sim/config.py) can be set with --set NAME=VALUE.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument(
         "--out", required=True, help="data root: a local directory or s3://bucket/prefix"
@@ -97,9 +103,15 @@ def build_parser() -> argparse.ArgumentParser:
         default=_DEFAULTS.start,
         help="first hour, YYYY-MM-DD-HH:00 or YYYY-MM-DD-HH (UTC)",
     )
-    p.add_argument("--hours", type=_int_at_least(1), default=_DEFAULTS.hours)
-    p.add_argument("--users", type=_int_at_least(10), default=_DEFAULTS.users)
-    p.add_argument("--seed", type=_int_at_least(0), default=_DEFAULTS.seed)
+    p.add_argument(
+        "--hours", type=_int_at_least(1), default=_DEFAULTS.hours, help="hours of logs to write"
+    )
+    p.add_argument(
+        "--users", type=_int_at_least(10), default=_DEFAULTS.users, help="users in the world"
+    )
+    p.add_argument(
+        "--seed", type=_int_at_least(0), default=_DEFAULTS.seed, help="the world's random seed"
+    )
     p.add_argument(
         "--late-rate",
         type=_rate(),
@@ -125,7 +137,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="landing files written truncated",
     )
     p.add_argument(
-        "--max-lines-per-file", type=_int_at_least(1), default=_DEFAULTS.max_lines_per_file
+        "--max-lines-per-file",
+        type=_int_at_least(1),
+        default=_DEFAULTS.max_lines_per_file,
+        help="landing lines per file before a new part starts",
     )
     p.add_argument(
         "--threads", type=_int_at_least(0), default=_DEFAULTS.threads, help="gzip threads (0: auto)"
@@ -136,9 +151,9 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="NAME=VALUE",
-        help="any other SimConfig field",
+        help="any other SimConfig field, repeatable (e.g. --set b_highlight=3.0)",
     )
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--quiet", action="store_true", help="no progress bar on stderr")
     return p  # fmt: skip
 
 

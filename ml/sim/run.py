@@ -275,7 +275,8 @@ class _Run:
         self.publish(
             "landing/catalog",
             {f"{k}.parquet": parquet_bytes(t) for k, t in tables.items()},
-            {"rows": {k: t.num_rows for k, t in tables.items()}},
+            # the export is as of the end of the last simulated hour (exclusive)
+            {"rows": {k: t.num_rows for k, t in tables.items()}, "as_of_ms": self.end_ms},
         )
         users = pa.table(
             {

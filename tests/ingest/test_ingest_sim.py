@@ -74,6 +74,44 @@ def test_landing_hours_are_contiguous_and_catalog_ingests(sim):
         assert sim.manifest(d) is not None
 
 
+@pytest.mark.parametrize("domain", S.DOMAINS)
+def test_every_hour_knows_its_items_in_the_catalog_of_that_hour(sim, domain):
+    """Raw events of hour H are checked against catalog[H] (as of H's end): the simulator
+    never refers to an item before it exists, so the quarantine is still exactly the
+    planted bad lines, hour by hour."""
+    from ml.ingest.catalog import ingest_catalog
+    from ml.ingest.landing_hour import ingest_hour
+
+    table = "rooms" if domain == S.LIVE else "short_videos"
+    whole = ingest_all(sim, domain)
+    prior, born_later = None, []
+    for i, want in enumerate(whole):
+        hour_ms = parse_hour(START) + i * HOUR_MS
+        cat = ingest_catalog(sim, as_of_ms=hour_ms + HOUR_MS)
+        assert cat.conserved()
+        born_later.append(cat.not_yet[table])
+        known = cat.tables[table].column("item_id").combine_chunks()
+        got = ingest_hour(sim, domain, hour_ms, known_items=known, prior_event_ids=prior)
+        prior = got.clean.column("event_id").combine_chunks()
+        assert got.clean.equals(want.clean)
+        assert got.quarantine.equals(want.quarantine)
+    # the catalog grows: fewer items are still to come with each hour
+    assert born_later == sorted(born_later, reverse=True)
+    if domain == S.LIVE:
+        assert born_later[0] > 0  # rooms start during the simulated hours
+
+
+def test_a_catalog_past_the_export_is_not_ready(sim):
+    from ml.ingest.catalog import ingest_catalog
+    from ml.ingest.landing import LandingHourNotReadyError
+
+    end = parse_hour(START) + HOURS * HOUR_MS
+    assert sim.manifest("landing/catalog")["as_of_ms"] == end
+    assert ingest_catalog(sim, as_of_ms=end).conserved()
+    with pytest.raises(LandingHourNotReadyError, match=r"catalog export .* is as of"):
+        ingest_catalog(sim, as_of_ms=end + HOUR_MS)
+
+
 def test_corrupt_files_fail_or_are_salvaged(tmp_path):
     from ml.ingest.landing import CorruptFileError
 
