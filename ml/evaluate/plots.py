@@ -15,7 +15,7 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-__all__ = ["auc_by_hour_plot", "calibration_plot", "line_plot"]
+__all__ = ["auc_by_hour_plot", "bar_plot", "calibration_plot", "line_plot"]
 
 _DPI = 100
 _SIZE = (6.4, 4.0)
@@ -122,3 +122,39 @@ def auc_by_hour_plot(
         xlabel="hour",
         ylabel="AUC",
     )
+
+
+def bar_plot(
+    labels: Sequence[str],
+    series: Mapping[str, Sequence[float]],
+    title: str = "",
+    ylabel: str = "",
+    log: bool = False,
+) -> bytes:
+    """Grouped bars: one group per label, one bar per entry of ``series`` (e.g. the label
+    rate of each task per stream, or rows per 5-minute bucket). ``log``: a log y axis, for
+    rates that span orders of magnitude (zero bars are then left out)."""
+    fig, ax = _figure()
+    pos = np.arange(len(labels))
+    width = 0.8 / max(len(series), 1)
+    positive = False
+    for i, (name, values) in enumerate(series.items()):
+        v = np.asarray(values, dtype=np.float64)
+        if v.shape != pos.shape:
+            raise ValueError(f"series {name!r} has {len(v)} values for {len(pos)} labels")
+        if log:
+            v = np.where(v > 0, v, np.nan)
+            positive = positive or bool(np.isfinite(v).any())
+        ax.bar(pos + (i - (len(series) - 1) / 2) * width, v, width, label=name)
+    step = max(1, len(labels) // 12)
+    ax.set_xticks(pos[::step], [str(x) for x in labels][::step], fontsize="small")
+    if len(labels) > 6:
+        ax.tick_params(axis="x", labelrotation=45)
+    if positive:  # a log axis needs a value above zero
+        ax.set_yscale("log")
+    ax.set_title(title)
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3, axis="y")
+    if len(series) > 1:
+        ax.legend(fontsize="small")
+    return _png(fig)

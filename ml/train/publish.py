@@ -8,6 +8,7 @@ import dataclasses
 
 from ml.cross.catalog_view import read_catalog
 from ml.hours import HOUR_MS, partition_key
+from ml.io.gates import require_gates
 from ml.io.lake import (
     CATALOG,
     EXPOSURE_SEQUENCES,
@@ -39,11 +40,13 @@ class LakeHourReader:
 
     def _read(self, asset: str, key: str, columns: list[str] | None = None):
         rel = partition_dir(asset, key)
-        if self.lake.manifest(rel) is None:
+        man = self.lake.manifest(rel)
+        if man is None:
             raise MissingPartitionError(
                 f"{asset} {key} is not materialized ({self.lake.url(rel)}): the model of this "
                 f"hour reads it; {IN_ORDER}"
             )
+        require_gates(self.lake, rel, man, f"{asset} {key}")
         return self.lake.read_published(rel, columns=columns)
 
     def samples(self, stream: str, key: str, columns: list[str]):
@@ -82,14 +85,19 @@ def train_hour(
 ) -> HourResult:  # fmt: skip
     """Resume ``trainer`` from model[H-1] and replay hour H (nothing is published);
     ``score`` False: train only (a DDP process other than rank 0)."""
-    catalog_rel = partition_dir(CATALOG)
-    if lake.manifest(catalog_rel) is None:
-        raise MissingPartitionError(f"{CATALOG} is not materialized ({lake.url(catalog_rel)})")
+    key = partition_key(hour_ms)
+    catalog_rel = partition_dir(CATALOG, key)
+    catalog_man = lake.manifest(catalog_rel)
+    if catalog_man is None:
+        raise MissingPartitionError(
+            f"{CATALOG} {key} is not materialized ({lake.url(catalog_rel)})"
+        )
+    require_gates(lake, catalog_rel, catalog_man, f"{CATALOG} {key}")
     prev = previous_checkpoint(lake, variant, hour_ms, start_ms)
     if prev is not None:
         trainer.load_state(prev)
     data = hour_data(
-        LakeHourReader(lake), hour_ms, partition_key(hour_ms), window,
+        LakeHourReader(lake), hour_ms, key, window,
         read_catalog(lake, catalog_rel), trainer.model_cfg, trainer.cfg,
     )  # fmt: skip
     return trainer.run_hour(data, score=score)

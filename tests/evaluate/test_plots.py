@@ -67,3 +67,16 @@ def test_line_plot():
     _check_png(P.line_plot([0, 1], {}))
     with pytest.raises(ValueError):
         P.line_plot([1, 2], {"a": [1.0]})
+
+
+def test_bar_plot():
+    tasks = ["click", "long_view", "like", "comment", "follow", "gift"]
+    rates = {"fast": [0.1, 0.05, 0.01, 0.003, 0.0, 0.001], "slow": [0.12, 0.06, 0.02, 0, 0, 0]}
+    a = P.bar_plot(tasks, rates, "label rate", "rate", log=True)
+    _check_png(a)
+    assert P.bar_plot(tasks, rates, "label rate", "rate", log=True) == a
+    _check_png(P.bar_plot([f"{m:02d}" for m in range(0, 60, 5)], {"rows": np.arange(12)}))
+    _check_png(P.bar_plot([], {}))
+    _check_png(P.bar_plot(["a"], {"x": [0.0]}, log=True))
+    with pytest.raises(ValueError):
+        P.bar_plot(["a", "b"], {"x": [1.0]})

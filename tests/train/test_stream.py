@@ -36,7 +36,7 @@ def lake(tmp_path_factory):
 
 def data_of(lake, i: int, train: TrainConfig, model: MomentCrossConfig = SMALL) -> HourData:
     keys = hour_keys(i + 1)
-    catalog = read_catalog(lake, partition_dir("content_catalog"))
+    catalog = read_catalog(lake, partition_dir("content_catalog", keys[i]))  # as of hour i
     return hour_data(LakeHourReader(lake), H0 + i * HOUR_MS, keys[i], keys, catalog, model, train)
 
 
@@ -190,3 +190,21 @@ def test_a_missing_lookback_partition_fails_naming_it(lake, tmp_path):
             train_hour(lake, t, "full-s0", H0 + HOUR_MS, hour_keys(2), H0 + HOUR_MS)
     finally:
         lake.write_bytes(f"{rel}/_SUCCESS", success)
+
+
+@pytest.mark.parametrize("asset", ["content_catalog", "moment_samples"])
+def test_a_failed_gate_refuses_the_hour_to_training(lake, asset):
+    from ml.io.gates import FailedGateError, gate_dir, record_verdict
+    from ml.train.publish import train_hour
+
+    key = hour_keys(2)[1]
+    rel = partition_dir(asset, key)
+    record_verdict(lake, rel, "volume", False, "rows=3")
+    try:
+        t = StreamTrainer(SMALL, TrainConfig())
+        with pytest.raises(
+            FailedGateError, match=rf"{asset} {key} failed its blocking check 'volume'"
+        ):
+            train_hour(lake, t, "full-s0", H0 + HOUR_MS, hour_keys(2), H0 + HOUR_MS)
+    finally:
+        lake.delete(f"{gate_dir(rel)}/volume.json")
