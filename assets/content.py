@@ -11,6 +11,7 @@ import dagster as dg
 import pandas as pd
 import pyarrow.parquet as pq
 
+from assets.gates import lake_check
 from assets.lake import (
     CATALOG,
     LIVE_SEGMENTS,
@@ -21,7 +22,15 @@ from assets.lake import (
     require_published,
     window_keys,
 )
-from assets.metadata import check_result, md_table
+from assets.metadata import (
+    DATA_OWNERS,
+    asset_tags,
+    check_result,
+    counts_table,
+    md_table,
+    preview,
+    table_metadata,
+)
 from assets.partitions import hourly_partitions, partition_hour
 from ml import quality
 from ml.content.segments import (
@@ -31,7 +40,6 @@ from ml.content.segments import (
     landing_segments_path,
     quarantine_table,
     read_landing_segments,
-    reason_counts,
 )
 from ml.io.lake import partition_dir, quarantine_dir
 from ml.quality.content import (
@@ -42,25 +50,30 @@ from ml.quality.content import (
 )
 from resources.storage import LakeStorage, LandingZone
 
-SEGMENT_WINDOW = dg.TimeWindowPartitionMapping(start_offset=-1, end_offset=0)
-
 
 @dg.asset(
     name=LIVE_SEGMENTS,
     group_name="content",
     kinds={"parquet"},
+    owners=DATA_OWNERS,
+    tags=asset_tags("content", "feature"),
     partitions_def=hourly_partitions,
-    deps=[dg.AssetDep(RAW_LIVE, partition_mapping=SEGMENT_WINDOW), CATALOG],
-    description="Per room per 30 s segment ending in H: shows, enters, CTR and the segment's "
-    "visual/ASR/comment features from landing/content; bad rows (unknown room, outside the "
-    "hour, a null/NaN/Inf/wrong-width vector, a repeat) quarantined with a reason.",
+    deps=[RAW_LIVE, CATALOG],  # reads raw live H-1 .. H: raw[H] implies raw[H-1]
+    description="One row per live room per 30-second segment ending in the hour: how often "
+    "the room was shown and entered in that segment, its click-through rate, and what was on "
+    "screen, said and commented (visual, speech and comment feature vectors). Bad rows (an "
+    "unknown room, a segment outside the hour, a broken vector, a repeat) are set aside in the "
+    "quarantine table with their reason.",
 )
 def live_segments(context: dg.AssetExecutionContext, storage: LakeStorage, landing: LandingZone):
     key, hour_ms = partition_hour(context)
     lake = storage.store()
     source = landing_segments_path(hour_ms)
     content = read_landing_segments(landing.store(), hour_ms)
-    rooms = lake.read_parquet(f"{partition_dir(CATALOG)}/rooms.parquet", ["item_id", "start_ms"])
+    require_published(lake, CATALOG, key, "the hourly job materializes it before segments")
+    rooms = lake.read_parquet(
+        f"{partition_dir(CATALOG, key)}/rooms.parquet", ["item_id", "start_ms"]
+    )
     live = read_window(lake, RAW_LIVE, window_keys(hour_ms, 1))
     table, quarantine, stats = build_segments(
         content, live, rooms, hour_ms, source=landing.store().url(source)
@@ -71,30 +84,33 @@ def live_segments(context: dg.AssetExecutionContext, storage: LakeStorage, landi
     figures = {k: v for k, v in stats.items() if k not in ("segments", "reasons", "bad_embedding")}
     return dg.MaterializeResult(
         metadata={
-            "dagster/row_count": table.num_rows,
+            **table_metadata(table.schema, table.num_rows),
             **figures,
+            "quarantine_rate": stats["quarantined"] / max(stats["content_rows"], 1),
             "quarantined_by_reason": dg.MetadataValue.json(stats["reasons"]),
             "bad_embedding_faults": dg.MetadataValue.json(stats["bad_embedding"]),
-            "quarantine_reasons": md_table(reason_counts(quarantine)),
+            "quarantine_reasons": counts_table(
+                stats["reasons"], "reason", max(stats["content_rows"], 1)
+            ),
             "quarantine_preview": md_table(
                 quarantine[["row_number", "reason", "detail"]].head(5).to_dict("records")
             ),
             "bytes_written": written,
-            "preview": md_table(
-                table.select(["room_id", "segment_index", "shows", "enters", "ctr"])
-                .slice(0, 5)
-                .to_pylist()
+            "preview": preview(
+                table,
+                columns=["room_id", "segment_index", "segment_start_ms", "shows", "enters", "ctr"],
             ),
         }
     )
 
 
-@dg.asset_check(
+@lake_check(
     asset=LIVE_SEGMENTS,
     name="segment_ctr",
     partitions_def=hourly_partitions,
     blocking=True,
-    description="Segment CTR in [0, 1], enters <= shows, and enough segments have shows.",
+    description="Segment click-through rate between 0 and 1, never more enters than shows, "
+    "and enough segments were shown at all.",
 )
 def segment_ctr(context: dg.AssetCheckExecutionContext, storage: LakeStorage):
     key, _ = partition_hour(context)
@@ -110,7 +126,7 @@ def segment_ctr(context: dg.AssetCheckExecutionContext, storage: LakeStorage):
     )
 
 
-@dg.asset_check(
+@lake_check(
     asset=LIVE_SEGMENTS,
     name="finite_vectors",
     partitions_def=hourly_partitions,
@@ -128,13 +144,13 @@ def finite_vectors(context: dg.AssetCheckExecutionContext, storage: LakeStorage)
     return check_result(outcome, segments=seg.num_rows, **figures)
 
 
-@dg.asset_check(
+@lake_check(
     asset=LIVE_SEGMENTS,
     name="segment_conservation",
     partitions_def=hourly_partitions,
     blocking=True,
-    description="Rows in the landing segments.parquet (recounted) = published segments + "
-    "quarantined rows, and the manifest's rows in = the recount.",
+    description="Rows in the hour's landing segments file (recounted) = published segments "
+    "+ quarantined rows, and the row count recorded at ingestion matches the recount.",
 )
 def segment_conservation(
     context: dg.AssetCheckExecutionContext, storage: LakeStorage, landing: LandingZone

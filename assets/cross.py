@@ -17,7 +17,7 @@ from assets.lake import (
     read_window,
     require_published,
 )
-from assets.metadata import md_table
+from assets.metadata import DATA_OWNERS, asset_tags, counts_table, md_table, speed, table_metadata
 from assets.partitions import PREVIOUS_HOUR, hourly_partitions, partition_hour, previous_key
 from ml.cross.catalog_view import CatalogView, read_catalog
 from ml.cross.cross_hour import (
@@ -30,10 +30,11 @@ from ml.cross.cross_hour import (
     previous_shard_loader,
     sequence_hour,
 )
-from ml.cross.gsu import DEFAULT_LEN, EXPOSURE_COLUMNS
+from ml.cross.gsu import DEFAULT_LEN, EXPOSURE_COLUMNS, sequence_schema
 from ml.cross.history import (
     DEFAULT_CAP,
     DEFAULT_SHARDS,
+    HISTORY_SCHEMA,
     RAW_COLUMNS,
     Columns,
     publish_streaming,
@@ -58,9 +59,10 @@ class SequenceConfig(dg.Config):
     threads: int = 2
 
 
-def load_catalog(lake: Store) -> CatalogView:
-    require_published(lake, CATALOG, hint="materialize it first")
-    return read_catalog(lake, partition_dir(CATALOG))
+def load_catalog(lake: Store, key: str) -> CatalogView:
+    """content_catalog[H]: the catalog as of the end of hour ``key``."""
+    require_published(lake, CATALOG, key, "materialize it first (the hourly job does)")
+    return read_catalog(lake, partition_dir(CATALOG, key))
 
 
 def previous_history(lake: Store, hour_ms: int) -> PreviousHistory | None:
@@ -92,18 +94,21 @@ def _check_config(n_shards: int, cap: int, threads: int) -> None:
     name=USER_HISTORY,
     group_name="cross",
     kinds={"parquet"},
+    owners=DATA_OWNERS,
+    tags=asset_tags("cross", "sequence"),
     partitions_def=hourly_partitions,
     deps=[CATALOG, RAW_LIVE, RAW_SV, dg.AssetDep(USER_HISTORY, partition_mapping=PREVIOUS_HOUR)],
-    description="Per user the newest 10,000 interactions across short video and live (plays, "
-    "likes, comments, follows, shares, live enters/exits/gifts): history[H-1] + the interactions "
-    "reported in H, sorted by (user, report time), sharded by a stable hash of user_id.",
+    description="Each user's newest 10,000 interactions across short videos and live rooms "
+    "(plays, likes, comments, follows, shares; room enters, exits, gifts) as of the end of the "
+    "hour: the previous hour's history plus the interactions reported in this hour, sorted by "
+    "user and report time, split into shards by user.",
 )
 def user_history(context: dg.AssetExecutionContext, config: HistoryConfig, storage: LakeStorage):
     key, hour_ms = partition_hour(context)
     _check_config(config.n_shards, config.max_interactions, config.threads)
     t = time.perf_counter()
     lake = storage.store()
-    catalog = load_catalog(lake)
+    catalog = load_catalog(lake, key)
     prev = previous_history(lake, hour_ms)
     new = raw_interactions(lake, key, catalog)
     manifest = {
@@ -130,20 +135,19 @@ def user_history(context: dg.AssetExecutionContext, config: HistoryConfig, stora
         manifest.update(totals.manifest())
 
     written = publish_streaming(lake, partition_dir(USER_HISTORY, key), shards(), manifest)
+    seconds = max(time.perf_counter() - t, 1e-9)
     return dg.MaterializeResult(
         metadata={
-            "dagster/row_count": manifest["rows"],
+            **table_metadata(HISTORY_SCHEMA, manifest["rows"]),
             "users": manifest["users"],
             "interactions_added": manifest["interactions_added"],
             "evicted": manifest["evicted"],
             "max_history_len": manifest["max_len"],
             "shards": config.n_shards,
             "bytes_written": written,
-            "interactions_by_action": md_table(
-                [{"action": k, "rows": v} for k, v in manifest["interactions_by_action"].items()]
-            ),
-            "rows_per_s": round((manifest["rows"] + 1) / max(time.perf_counter() - t, 1e-9)),
+            "interactions_by_action": counts_table(manifest["interactions_by_action"], "action"),
             "path": dg.MetadataValue.path(lake.url(partition_dir(USER_HISTORY, key))),
+            **speed(rows_per_s=round((manifest["rows"] + 1) / seconds), seconds=round(seconds, 3)),
         }
     )
 
@@ -152,18 +156,21 @@ def user_history(context: dg.AssetExecutionContext, config: HistoryConfig, stora
     name=EXPOSURE_SEQUENCES,
     group_name="cross",
     kinds={"parquet"},
+    owners=DATA_OWNERS,
+    tags=asset_tags("cross", "sequence"),
     partitions_def=hourly_partitions,
     deps=[
         LIVE_EXPOSURES,
         CATALOG,
         RAW_LIVE,
         RAW_SV,
-        dg.AssetDep(USER_HISTORY, partition_mapping=PREVIOUS_HOUR),
+        USER_HISTORY,  # reads user_history[H-1]: implied by user_history[H]
     ],
-    description="Per live exposure of H, five GSU sequences (last short-video plays, top-k "
-    "plays by embedding dot product with the room, the room author's items, long views, live "
-    "sessions) from the user's history strictly before t0 (user_history[H-1] + the hour's own "
-    "interactions reported before t0); fixed_size_list columns, one row per exposure.",
+    description="One row per live impression of the hour with five short sequences drawn "
+    "from the user's history before the moment of the impression: the latest short-video "
+    "plays, the plays most similar to the room (by content embedding), the room author's own "
+    "videos the user watched, the long views, and the latest live sessions. Only what was "
+    "reported before the impression is used.",
 )
 def exposure_sequences(
     context: dg.AssetExecutionContext, config: SequenceConfig, storage: LakeStorage
@@ -176,7 +183,7 @@ def exposure_sequences(
     exposures = read_partition(
         lake, LIVE_EXPOSURES, key, columns=EXPOSURE_COLUMNS, schema=EXPOSURE_SCHEMA
     ).combine_chunks()
-    catalog = load_catalog(lake)
+    catalog = load_catalog(lake, key)
     prev = previous_history(lake, hour_ms)
     n_shards = prev.n_shards if prev else DEFAULT_SHARDS
     cap = prev.cap if prev else DEFAULT_CAP
@@ -205,7 +212,7 @@ def exposure_sequences(
     seconds = max(time.perf_counter() - t, 1e-9)
     return dg.MaterializeResult(
         metadata={
-            "dagster/row_count": exposures.num_rows,
+            **table_metadata(sequence_schema(config.seq_len), exposures.num_rows),
             "seq_len": config.seq_len,
             "history_partition": manifest["history"] or "-",
             "history_rows_read": manifest["history_rows_read"],
@@ -219,8 +226,10 @@ def exposure_sequences(
                     for g in GSUS
                 ]
             ),
-            "exposures_per_s": round(exposures.num_rows / seconds),
+            # Share of exposures with a non-empty sequence, one number per GSU (charts).
+            **{f"gsu_fill/{g}": float(manifest[f"{g}_nonempty"]) for g in GSUS},
             "bytes_written": written,
             "path": dg.MetadataValue.path(lake.url(partition_dir(EXPOSURE_SEQUENCES, key))),
+            **speed(exposures_per_s=round(exposures.num_rows / seconds), seconds=round(seconds, 3)),
         }
     )

@@ -9,6 +9,7 @@ import dagster as dg
 import pandas as pd
 
 from assets.cross import load_catalog, previous_history, raw_interactions
+from assets.gates import lake_check
 from assets.lake import (
     EXPOSURE_SEQUENCES,
     LIVE_EXPOSURES,
@@ -33,14 +34,15 @@ from resources.storage import LakeStorage
 RECOMPUTE_SAMPLE = 30
 
 
-@dg.asset_check(
+@lake_check(
     asset=USER_HISTORY,
     name="history_invariants",
     partitions_def=hourly_partitions,
     blocking=True,
-    description="Every shard sorted by (user, report time), each user in its hash shard with "
-    "<= cap rows, valid action codes, nothing reported after the hour; rows(H) + evicted = "
-    "rows(H-1) + interactions reported in H (recounted from the raw partitions).",
+    description="Every shard sorted by user and report time, each user in its own shard with "
+    "at most the capped number of rows, valid action codes, nothing reported after the hour; "
+    "and this hour's rows plus those the cap dropped equal the previous hour's rows plus the "
+    "interactions reported this hour (recounted from the raw tables).",
 )
 def history_invariants(context: dg.AssetCheckExecutionContext, storage: LakeStorage):
     key, hour_ms = partition_hour(context)
@@ -61,14 +63,15 @@ def history_invariants(context: dg.AssetCheckExecutionContext, storage: LakeStor
     return check_result(outcome, rows=rows, interactions_added=added, evicted=man["evicted"])
 
 
-@dg.asset_check(
+@lake_check(
     asset=EXPOSURE_SEQUENCES,
     name="sequence_leakage",
     partitions_def=hourly_partitions,
     blocking=True,
-    description="No GSU item reported at or after t0: each sequence's latest report time < t0 "
-    f"for every exposure, and {RECOMPUTE_SAMPLE} random exposures recomputed from the history "
-    "filtered to report < t0 (the pandas reference definition) are identical.",
+    description="No sequence holds anything reported at or after its impression: each "
+    "sequence's latest report time is before the impression for every row, and "
+    f"{RECOMPUTE_SAMPLE} random impressions rebuilt by a plain reference implementation from "
+    "the history before the impression match exactly.",
 )
 def sequence_leakage(context: dg.AssetCheckExecutionContext, storage: LakeStorage):
     key, hour_ms = partition_hour(context)
@@ -78,7 +81,7 @@ def sequence_leakage(context: dg.AssetCheckExecutionContext, storage: LakeStorag
     evidence = quality.validate(
         QH.leakage_frame(seqs), QH.leakage_expectations(), f"{EXPOSURE_SEQUENCES}_leakage"
     )
-    catalog = load_catalog(lake)
+    catalog = load_catalog(lake, key)
     prev = previous_history(lake, hour_ms)
     n_shards = prev.n_shards if prev else DEFAULT_SHARDS
     load = previous_shard_loader(lake, prev, catalog, n_shards)
@@ -105,7 +108,7 @@ def sequence_leakage(context: dg.AssetCheckExecutionContext, storage: LakeStorag
     )
 
 
-@dg.asset_check(
+@lake_check(
     asset=EXPOSURE_SEQUENCES,
     name="sequence_conservation",
     partitions_def=hourly_partitions,

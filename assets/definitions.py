@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import datetime as dt
+import assets.quiet_warnings  # noqa: F401  # isort: skip  (first: mutes preview/beta noise)
+import os
 
 import dagster as dg
 
@@ -15,48 +16,51 @@ from assets.models import moment_cross_eval, moment_cross_training
 from assets.models_checks import model_checks
 from assets.moment import live_outcomes, moment_streams, user_activity
 from assets.moment_checks import moment_checks
-from assets.partitions import START_MS, hourly_partitions, model_partitions
-from ml.hours import HOUR_MS, partition_key
+from assets.partitions import hourly_partitions, install_partition_key_hint, model_partitions
+from assets.sensors import build_landing_ready_sensor, outcome_automation_sensor
+from assets.volume_checks import volume_checks
 from ml.moment.emission_hour import OUTCOME_LOOKAHEAD_HOURS
 from resources.device import device_from_env
 from resources.storage import landing_from_env, storage_from_env
 
-HOURLY = [
+# The hourly assets: the raw + Moment side, then the Cross side (the hourly_pipeline job).
+MOMENT_SIDE = [
+    content_catalog,
     raw_live_events,
     raw_short_video_events,
     user_activity,
     moment_streams,
     live_segments,
-    user_history,
-    exposure_sequences,
 ]
+CROSS_SIDE = [user_history, exposure_sequences]
+HOURLY = MOMENT_SIDE + CROSS_SIDE
 
 
 def _names(*defs_: dg.AssetsDefinition) -> list[str]:
     return [k.to_user_string() for d in defs_ for k in sorted(d.keys, key=str)]
 
 
-# Asset names for `--select` and tests: the raw + Moment side, and the Cross side.
-MOMENT_ASSET_NAMES = _names(
-    raw_live_events, raw_short_video_events, user_activity, moment_streams, live_segments
-)
-CROSS_ASSET_NAMES = _names(user_history, exposure_sequences)
+# Asset names for `--select` and tests.
+MOMENT_ASSET_NAMES = _names(*MOMENT_SIDE)
+CROSS_ASSET_NAMES = _names(*CROSS_SIDE)
 HOURLY_ASSET_NAMES = MOMENT_ASSET_NAMES + CROSS_ASSET_NAMES
 MODEL_ASSET_NAMES = _names(moment_cross_training)
 
 hourly_ingestion_job = dg.define_asset_job(
     "hourly_ingestion",
-    selection=dg.AssetSelection.assets(raw_live_events, raw_short_video_events),
+    selection=dg.AssetSelection.assets(content_catalog, raw_live_events, raw_short_video_events),
     partitions_def=hourly_partitions,
-    description="Raw live and short-video events of one report hour, with their checks.",
+    description="The catalog as of the end of one hour, and the raw live and short-video "
+    "events reported in that hour, with their checks.",
 )
 
 hourly_pipeline_job = dg.define_asset_job(
     "hourly_pipeline",
     selection=dg.AssetSelection.assets(*HOURLY),
     partitions_def=hourly_partitions,
-    description="Everything of one hour that needs only that hour and earlier: raw events, "
-    "user activity, exposures, the three label streams, segments, user history, GSU sequences.",
+    description="Everything of one hour that needs only that hour and earlier: the catalog, "
+    "raw events, user activity, exposures, the three label streams, segments, user history, "
+    "and each impression's history sequences.",
 )
 
 hourly_outcomes_job = dg.define_asset_job(
@@ -81,52 +85,52 @@ model_evaluation_job = dg.define_asset_job(
     description="One variant's predictions of an hour against the hour's final outcomes.",
 )
 
-catalog_job = dg.define_asset_job(
-    "catalog_refresh", selection=dg.AssetSelection.assets(content_catalog)
+outcome_automation = outcome_automation_sensor()
+landing_ready_sensor = build_landing_ready_sensor(
+    hourly_pipeline_job, [k for a in HOURLY for k in a.keys]
 )
-
-# Each hour as soon as it has closed (a few minutes of slack for the sink).
-hourly_pipeline_schedule = dg.build_schedule_from_partitioned_job(
-    hourly_pipeline_job, minute_of_hour=5
-)
-
-
-@dg.schedule(job=hourly_outcomes_job, cron_schedule="15 * * * *", execution_timezone="UTC")
-def hourly_outcomes_schedule(context: dg.ScheduleEvaluationContext):
-    """Outcomes of the hour whose look-ahead has just closed (H + lookahead + 1 <= now)."""
-    now_ms = int(context.scheduled_execution_time.astimezone(dt.UTC).timestamp() * 1000)
-    hour_ms = now_ms - now_ms % HOUR_MS - (OUTCOME_LOOKAHEAD_HOURS + 1) * HOUR_MS
-    if hour_ms < START_MS:
-        return dg.SkipReason("no hour has its look-ahead complete yet")
-    key = partition_key(hour_ms)
-    return dg.RunRequest(run_key=key, partition_key=key)
-
 
 # Steps run in forked children of a server that has already imported the code and GX,
-# so a step starts in milliseconds instead of re-importing for seconds.
-executor = dg.multiprocess_executor.configured(
-    {
-        "max_concurrent": 2,
-        "start_method": {
-            "forkserver": {"preload_modules": ["assets.definitions", "great_expectations"]}
-        },
-    }
-)
+# so a step starts in milliseconds instead of re-importing for seconds. On a small
+# machine, or where per-step processes cost more than they save (an hour of a small
+# world), LIVECROSS_EXECUTOR=in_process runs a run's steps one after another in its
+# own process.
+EXECUTOR = os.environ.get("LIVECROSS_EXECUTOR", "multiprocess")
+if EXECUTOR == "in_process":
+    executor = dg.in_process_executor
+elif EXECUTOR == "multiprocess":
+    executor = dg.multiprocess_executor.configured(
+        {
+            "max_concurrent": 2,
+            "start_method": {
+                "forkserver": {"preload_modules": ["assets.definitions", "great_expectations"]}
+            },
+        }
+    )
+else:
+    raise ValueError(f"LIVECROSS_EXECUTOR={EXECUTOR!r}: use multiprocess or in_process")
 
+install_partition_key_hint()  # the CLI's error for an unknown key, with the format
 _storage = storage_from_env()
 
 defs = dg.Definitions(
-    assets=[content_catalog, *HOURLY, live_outcomes, moment_cross_training, moment_cross_eval],
-    asset_checks=[*ingestion_checks, *moment_checks, *cross_checks, *content_checks, *model_checks],
+    assets=[*HOURLY, live_outcomes, moment_cross_training, moment_cross_eval],
+    asset_checks=[
+        *ingestion_checks,
+        *moment_checks,
+        *volume_checks,
+        *cross_checks,
+        *content_checks,
+        *model_checks,
+    ],
     jobs=[
         hourly_ingestion_job,
         hourly_pipeline_job,
         hourly_outcomes_job,
         model_training_job,
         model_evaluation_job,
-        catalog_job,
     ],
-    schedules=[hourly_pipeline_schedule, hourly_outcomes_schedule],
+    sensors=[landing_ready_sensor, outcome_automation],
     executor=executor,
     resources={
         "storage": _storage,

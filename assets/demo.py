@@ -1,39 +1,64 @@
-"""`make demo`: simulate a few hours of platform logs, then materialize every asset
-for those hours (the data layer, then the default model variant's streaming training and
-its evaluation) through the real Dagster instance under ``$LIVECROSS_HOME/dagster_home``
-with the ``dagster`` CLI (the runs show up in ``make dev``), then print a summary.
+"""`make demo`: simulate the last few hours of platform logs, then run the real jobs over
+them through the Dagster daemon — a backfill of ``hourly_pipeline``, then of the outcomes
+whose look-ahead is there and of the default model variant's streaming training, then of
+its evaluation — so Jobs, Runs, Backfills and the asset history show in ``make dev``; then
+print a summary.
 
-Environment: LIVECROSS_HOME, LIVECROSS_START, DEMO_HOURS (5), DEMO_USERS (3000),
-DEMO_SEED (7), DEMO_BAD_RATE (0.001).
+The demo's hours end at the current hour, and the partitions start at its data
+(LIVECROSS_START, written to .env so that ``make dev`` and plain ``dagster`` commands use
+the same start). The landing-readiness sensor and the outcome automation are switched on
+at the end: simulate more hours (README) and they pick them up.
+
+Environment: LIVECROSS_HOME, LIVECROSS_START (default: DEMO_HOURS before the current
+hour), DEMO_HOURS (5), DEMO_USERS (3000), DEMO_SEED (7), DEMO_BAD_RATE (0.001).
 """
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-from assets.definitions import HOURLY_ASSET_NAMES
-from assets.lake import (
+from ml.hours import HOUR_MS, hour_floor, landing_dir, parse_hour, partition_key
+
+DEMO_HOURS = int(os.environ.get("DEMO_HOURS", "5"))
+# The partitions start at the demo's data, so this must be set before anything imports
+# assets.partitions (an explicit LIVECROSS_START wins).
+os.environ.setdefault(
+    "LIVECROSS_START", partition_key(hour_floor(int(time.time() * 1000)) - DEMO_HOURS * HOUR_MS)
+)
+
+import dagster as dg  # noqa: E402
+
+from assets.backfill import Daemon, submit_job_backfill, wait_for_backfill  # noqa: E402
+from assets.definitions import (  # noqa: E402
+    hourly_outcomes_job,
+    hourly_pipeline_job,
+    landing_ready_sensor,
+    model_evaluation_job,
+    model_training_job,
+    outcome_automation,
+)
+from assets.lake import (  # noqa: E402
     CATALOG,
     EXPOSURE_SEQUENCES,
     LIVE_EXPOSURES,
     LIVE_OUTCOMES,
-    LIVE_PREDICTIONS,
     LIVE_SEGMENTS,
     MOMENT_CROSS_EVAL,
     MOMENT_CROSS_MODEL,
     RAW_ASSETS,
     USER_HISTORY,
 )
-from assets.partitions import START_KEY
-from ml.hours import HOUR_MS, landing_dir, parse_hour, partition_key
-from ml.io.lake import partition_dir, variant_dir
-from ml.io.store import DEFAULT_HOME, Store
-from ml.moment.emission_hour import OUTCOME_LOOKAHEAD_HOURS
-from ml.schema import TASKS
-from ml.train.variants import DEFAULT_VARIANT
+from assets.partitions import START_KEY  # noqa: E402
+from ml.envfile import write_env_file  # noqa: E402
+from ml.io.lake import partition_dir, variant_dir  # noqa: E402
+from ml.io.store import DEFAULT_HOME, Store  # noqa: E402
+from ml.moment.emission_hour import OUTCOME_LOOKAHEAD_HOURS  # noqa: E402
+from ml.schema import TASKS  # noqa: E402
+from ml.train.variants import DEFAULT_VARIANT  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -48,9 +73,10 @@ def sh(args: list[str], env: dict[str, str]) -> None:
 
 
 def main() -> None:
+    # A SIGTERM (a CI timeout, `kill`) unwinds like Ctrl-C, so the daemon is stopped too.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    hours, start = DEMO_HOURS, START_KEY
     home = os.environ.get("LIVECROSS_HOME", DEFAULT_HOME)
-    start = START_KEY
-    hours = int(os.environ.get("DEMO_HOURS", "5"))
     users = int(os.environ.get("DEMO_USERS", "3000"))
     seed = os.environ.get("DEMO_SEED", "7")
     bad_rate = os.environ.get("DEMO_BAD_RATE", "0.001")
@@ -62,7 +88,11 @@ def main() -> None:
     if not (dagster_home / "dagster.yaml").exists():
         shutil.copy(ROOT / "infra" / "dagster.yaml", dagster_home / "dagster.yaml")
     env = {**os.environ, "LIVECROSS_HOME": store.root, "DAGSTER_HOME": str(dagster_home)}
-    env.setdefault("LIVECROSS_START", start)
+    write_env_file(
+        ROOT / ".env",
+        {"LIVECROSS_HOME": store.root, "DAGSTER_HOME": str(dagster_home), "LIVECROSS_START": start},
+    )
+    print(f"partitions start at {start} (written to .env)")
 
     t0 = time.perf_counter()
     start_ms = parse_hour(start)
@@ -77,25 +107,47 @@ def main() -> None:
             env,
         )  # fmt: skip
     t_sim = time.perf_counter() - t0
-
-    dagster = [str(BIN / "dagster"), "asset", "materialize", "-m", "assets.definitions"]
-    sh([*dagster, "--select", CATALOG], env)
-    # Hours in order: each raw hour drops re-deliveries of the previous one, and the
-    # label streams look back over the hours before.
-    for key in keys:
-        sh([*dagster, "--select", ",".join(HOURLY_ASSET_NAMES), "--partition", key], env)
-    # Final outcomes only where the raw hours they look ahead to exist.
-    evaluable = keys[: max(0, hours - OUTCOME_LOOKAHEAD_HOURS)]
-    for key in evaluable:
-        sh([*dagster, "--select", LIVE_OUTCOMES, "--partition", key], env)
-    # The default variant's streaming training, hour after hour (each resumes the last
-    # checkpoint), and its evaluation where the outcomes exist.
-    for key in keys:
-        assets = [MOMENT_CROSS_MODEL, LIVE_PREDICTIONS] + (
-            [MOMENT_CROSS_EVAL] if key in evaluable else []
-        )
-        sh([*dagster, "--select", ",".join(assets), "--partition", f"{key}|{DEFAULT_VARIANT}"], env)
+    os.environ.update(env)
+    run_jobs(keys, dagster_home, env)
     summarize(store, keys, dagster_home, t_sim, time.perf_counter() - t0)
+
+
+def run_jobs(keys: list[str], dagster_home: Path, env: dict[str, str]) -> None:
+    """The real jobs as backfills run by the daemon, one run per partition: the hourly
+    pipeline over the demo's hours; then the outcomes whose look-ahead is there beside the
+    default variant's streaming training; then its evaluation. Then switch the sensors on."""
+    model_keys = [f"{k}|{DEFAULT_VARIANT}" for k in keys]
+    # Final outcomes exist where the raw hours they look ahead to exist.
+    final = len(keys) - OUTCOME_LOOKAHEAD_HOURS
+    waves = [
+        [(hourly_pipeline_job.name, keys)],
+        [(hourly_outcomes_job.name, keys[:final]), (model_training_job.name, model_keys)],
+        [(model_evaluation_job.name, model_keys[:final])],
+    ]
+    with (
+        Daemon(env, dagster_home.parent / "demo-daemon.log"),
+        dg.DagsterInstance.from_config(str(dagster_home)) as instance,
+    ):
+        for wave in waves:
+            t = time.perf_counter()
+            # The backfills of a wave run side by side; each one's runs go in order.
+            ids = {
+                submit_job_backfill(instance, job, names, f"demo: {job}"): (job, names)
+                for job, names in wave
+                if names
+            }
+            for bid, (job, names) in ids.items():
+                print(f"backfill {bid}: {job}, {names[0]} .. {names[-1]}", flush=True)
+            for bid, (job, _) in ids.items():
+                status = wait_for_backfill(instance, bid)
+                print(f"  {job}: {status.value} after {time.perf_counter() - t:.0f} s", flush=True)
+                if status.value != "COMPLETED_SUCCESS":
+                    raise SystemExit(
+                        f"demo backfill {bid} ({job}) ended {status.value}: see `make dev`"
+                    )
+    dagster = [str(BIN / "dagster"), "sensor", "start", "-w", str(ROOT / "workspace.yaml")]
+    for sensor in (landing_ready_sensor, outcome_automation):
+        sh([*dagster, sensor.name], env)
 
 
 def summarize(
@@ -132,8 +184,8 @@ def summarize(
             f"{q.get('sv_topk_nonempty', 0):>16.1%}{q.get('live_nonempty', 0):>16.1%}"
         )
     print(evaluation_summary(store, keys))
-    cat = store.manifest(partition_dir(CATALOG)) or {}
-    print(f"catalog rows: {cat.get('rows')}")
+    cat = store.manifest(partition_dir(CATALOG, keys[-1])) or {}
+    print(f"catalog rows as of the last hour: {cat.get('rows')}")
     print(check_summary(dagster_home))
     print(f"simulated in {t_sim:.1f}s; whole demo {t_all:.1f}s. See it in the UI: make dev")
 
@@ -164,8 +216,6 @@ def _fmt(v) -> str:
 
 
 def check_summary(dagster_home: Path) -> str:
-    import dagster as dg
-
     passed = failed = runs = 0
     with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
         for run in instance.get_runs():

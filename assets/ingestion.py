@@ -5,11 +5,24 @@ from typing import Literal
 
 import dagster as dg
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from assets.lake import CATALOG, IN_ORDER_HINT, RAW_ASSETS, publish_table, require_published
-from assets.metadata import counts_table, md_table, preview, time_span
+from assets.metadata import (
+    DATA_OWNERS,
+    asset_tags,
+    column_schema,
+    counts_table,
+    md_table,
+    preview,
+    schema_md,
+    speed,
+    table_metadata,
+    time_span,
+)
 from assets.partitions import PREVIOUS_HOUR, hourly_partitions, partition_hour, previous_key
 from ml import schema as S
+from ml.hours import HOUR_MS
 from ml.ingest.catalog import catalog_item_ids, ingest_catalog
 from ml.ingest.landing_hour import IngestConfig, ingest_hour
 from ml.io.lake import partition_dir, quarantine_dir
@@ -25,36 +38,80 @@ class RawIngestConfig(dg.Config):
     name=CATALOG,
     group_name="ingestion",
     kinds={"parquet"},
-    description="Authors, short videos and live rooms (with content embeddings) from landing/catalog.",
+    owners=DATA_OWNERS,
+    tags=asset_tags("ingest", "catalog"),
+    partitions_def=hourly_partitions,
+    # Compared with the hour before: what is new, and what the export lost.
+    deps=[dg.AssetDep(CATALOG, partition_mapping=PREVIOUS_HOUR)],
+    description="Authors, short videos and live rooms (with content embeddings) as the "
+    "platform's catalog stood at the end of the hour: rooms started and videos published "
+    "by then, from the latest export in landing/catalog. Raw events of the hour are checked "
+    "against it, so an item that appears in an hour is known in that hour. Counts what is "
+    "new since the hour before, and what vanished from the export.",
 )
 def content_catalog(context: dg.AssetExecutionContext, storage: LakeStorage, landing: LandingZone):
+    key, hour_ms = partition_hour(context)
     lake = storage.store()
-    result = ingest_catalog(landing.store())
+    result = ingest_catalog(landing.store(), as_of_ms=hour_ms + HOUR_MS)
     if not result.conserved():
         raise RuntimeError(f"catalog rows not conserved: {result.manifest()}")
-    man = result.manifest()
+    man = {"partition": key, **result.manifest(), **changes_since(lake, hour_ms, result.tables)}
+    if any(man["vanished"].values()):
+        context.log.warning(
+            f"rows of {CATALOG} {previous_key(hour_ms)} not in this export: {man['vanished']}"
+        )
     files = {f"{name}.parquet": parquet_bytes(t) for name, t in result.tables.items()}
-    written = lake.publish(partition_dir(CATALOG), files, man)
+    written = lake.publish(partition_dir(CATALOG, key), files, man)
     lake.publish(
-        quarantine_dir(CATALOG), {"part-00000.parquet": parquet_bytes(result.quarantine)}, man
+        quarantine_dir(CATALOG, key),
+        {"part-00000.parquet": parquet_bytes(result.quarantine)},
+        man,
     )
     return dg.MaterializeResult(
         metadata={
+            "dagster/row_count": sum(man["rows"].values()),
+            # The rooms table's columns; the other two tables' below as Markdown.
+            "dagster/column_schema": column_schema(result.tables["rooms"].schema),
+            "schema/short_videos": schema_md(result.tables["short_videos"].schema),
+            "schema/authors": schema_md(result.tables["authors"].schema),
             "authors": man["rows"]["authors"],
             "short_videos": man["rows"]["short_videos"],
             "rooms": man["rows"]["rooms"],
+            "not_yet_in_catalog": sum(man["not_yet"].values()),
+            "new/rooms": man["new"]["rooms"],
+            "new/short_videos": man["new"]["short_videos"],
+            "vanished_since_previous_hour": sum(man["vanished"].values()),
             "quarantined": man["quarantined"],
             "quarantine_reasons": counts_table(man["reasons"], "reason"),
             "bytes_written": written,
-            "path": dg.MetadataValue.path(lake.url(partition_dir(CATALOG))),
+            "path": dg.MetadataValue.path(lake.url(partition_dir(CATALOG, key))),
         }
     )
 
 
-def read_catalog_items(lake: Store, domain: str) -> pa.Array:
-    """Item ids the domain's events may refer to, from the published catalog."""
-    require_published(lake, CATALOG, hint="materialize it before raw events")
-    return catalog_item_ids(lake, partition_dir(CATALOG), domain)
+def changes_since(lake: Store, hour_ms: int, tables: dict[str, pa.Table]) -> dict:
+    """Rows new since catalog[H-1] and rows of it the export no longer holds, per table
+    (-1: the previous hour is not materialized, nothing to compare with)."""
+    prev = previous_key(hour_ms)
+    rel = None if prev is None else partition_dir(CATALOG, prev)
+    new, vanished = {}, {}
+    for name, table in tables.items():
+        col = table.column_names[0]  # the table's id
+        if prev is None or lake.manifest(rel) is None:
+            new[name] = table.num_rows if prev is None else -1
+            vanished[name] = 0 if prev is None else -1
+            continue
+        old = lake.read_parquet(f"{rel}/{name}.parquet", [col]).column(col)
+        ids = table.column(col)
+        new[name] = int(pc.sum(pc.invert(pc.is_in(ids, value_set=old))).as_py() or 0)
+        vanished[name] = int(pc.sum(pc.invert(pc.is_in(old, value_set=ids))).as_py() or 0)
+    return {"new": new, "vanished": vanished}
+
+
+def read_catalog_items(lake: Store, domain: str, key: str) -> pa.Array:
+    """Item ids the domain's events of hour ``key`` may refer to: content_catalog[key]."""
+    require_published(lake, CATALOG, key, "the hourly job materializes it before raw events")
+    return catalog_item_ids(lake, partition_dir(CATALOG, key), domain)
 
 
 def read_prior_event_ids(lake: Store, asset_name: str, hour_ms: int) -> pa.Array | None:
@@ -70,6 +127,9 @@ def read_prior_event_ids(lake: Store, asset_name: str, hour_ms: int) -> pa.Array
     return lake.read_published(rel, columns=["event_id"]).column("event_id").combine_chunks()
 
 
+_DOMAIN_WORDS = {S.LIVE: "Live-room", S.SHORT_VIDEO: "Short-video"}
+
+
 def build_raw_events_asset(domain: str) -> dg.AssetsDefinition:
     name = RAW_ASSETS[domain]
 
@@ -77,12 +137,15 @@ def build_raw_events_asset(domain: str) -> dg.AssetsDefinition:
         name=name,
         group_name="ingestion",
         kinds={"parquet"},
+        owners=DATA_OWNERS,
+        tags=asset_tags("ingest", "raw"),
         partitions_def=hourly_partitions,
         deps=[CATALOG, dg.AssetDep(name, partition_mapping=PREVIOUS_HOUR)],
         description=(
-            f"{domain} events reported in the partition hour: parsed, typed, validated, "
-            "deduplicated by event_id (also against the previous hour); bad lines quarantined "
-            "with a reason under lake/quarantine."
+            f"{_DOMAIN_WORDS[domain]} events ({', '.join(S.EVENT_TYPES[domain])}) the app "
+            "reported during the hour, one row per event: parsed, typed and checked against "
+            "the catalog; a repeat of an event already seen (this hour or the one before) is "
+            "dropped, and each bad line is set aside in the quarantine table with its reason."
         ),
     )
     def _raw_events(
@@ -97,7 +160,7 @@ def build_raw_events_asset(domain: str) -> dg.AssetsDefinition:
             landing.store(),
             domain,
             hour_ms,
-            known_items=read_catalog_items(lake, domain),
+            known_items=read_catalog_items(lake, domain, key),
             prior_event_ids=read_prior_event_ids(lake, name, hour_ms),
             config=IngestConfig(corrupt_files=config.corrupt_files),
         )
@@ -117,7 +180,7 @@ def build_raw_events_asset(domain: str) -> dg.AssetsDefinition:
         n_in = max(res.lines_in, 1)
         return dg.MaterializeResult(
             metadata={
-                "dagster/row_count": res.clean.num_rows,
+                **table_metadata(res.clean.schema, res.clean.num_rows),
                 "lines_in": res.lines_in,
                 "duplicates": res.n_duplicates,
                 "quarantined": res.n_quarantined,
@@ -135,10 +198,13 @@ def build_raw_events_asset(domain: str) -> dg.AssetsDefinition:
                 "bytes_written": written,
                 "event_time_span": time_span(res.clean, "event_time_ms"),
                 "report_time_span": time_span(res.clean, "report_time_ms"),
-                "events_per_s": round(res.lines_in / max(res.seconds, 1e-9)),
                 "preview": preview(res.clean),
                 "quarantine_preview": preview(res.quarantine),
                 "path": dg.MetadataValue.path(lake.url(partition_dir(name, key))),
+                **speed(
+                    events_per_s=round(res.lines_in / max(res.seconds, 1e-9)),
+                    seconds=round(res.seconds, 3),
+                ),
             }
         )
 

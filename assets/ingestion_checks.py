@@ -9,6 +9,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from assets.gates import lake_check
 from assets.lake import CATALOG, RAW_ASSETS, read_partition, require_published
 from assets.metadata import check_result
 from assets.partitions import hourly_partitions, partition_hour
@@ -33,12 +34,14 @@ def _one_figure(name: str, value: float, max_value: float, min_value: float, sui
 def build_raw_event_checks(domain: str) -> list[dg.AssetChecksDefinition]:
     name = RAW_ASSETS[domain]
 
-    @dg.asset_check(
+    @lake_check(
         asset=name,
         name="schema_and_ranges",
         partitions_def=hourly_partitions,
         blocking=True,
-        description="GX suite: columns, types, enums, non-null ids, unique event_id, time and value ranges.",
+        description="Great Expectations suite on the published table: the expected columns "
+        "and types, known event types and pages, no missing ids, each event_id once, times "
+        "inside the hour and values in range.",
     )
     def schema_and_ranges(context: dg.AssetCheckExecutionContext, storage: LakeStorage):
         key, hour_ms = partition_hour(context)
@@ -48,12 +51,13 @@ def build_raw_event_checks(domain: str) -> list[dg.AssetChecksDefinition]:
         )
         return check_result(outcome, rows=table.num_rows)
 
-    @dg.asset_check(
+    @lake_check(
         asset=name,
         name="quarantine_rate",
         partitions_def=hourly_partitions,
         blocking=True,
-        description=f"Quarantined lines / lines in <= {quality.MAX_QUARANTINE_RATE:.0%} (LIVECROSS_MAX_QUARANTINE_RATE).",
+        description="Share of the hour's lines set aside as bad (quarantined or lost) at most "
+        f"{quality.MAX_QUARANTINE_RATE:.0%} (set by LIVECROSS_MAX_QUARANTINE_RATE).",
     )
     def quarantine_rate(context: dg.AssetCheckExecutionContext, storage: LakeStorage):
         key, _ = partition_hour(context)
@@ -71,12 +75,13 @@ def build_raw_event_checks(domain: str) -> list[dg.AssetChecksDefinition]:
             lines_in=man["lines_in"],
         )
 
-    @dg.asset_check(
+    @lake_check(
         asset=name,
         name="duplicate_rate",
         partitions_def=hourly_partitions,
         blocking=False,
-        description="Duplicate deliveries / lines in within the expected band (warns).",
+        description="Share of the hour's lines that were repeat deliveries of an event, "
+        "inside the expected band (only warns).",
     )
     def duplicate_rate(context: dg.AssetCheckExecutionContext, storage: LakeStorage):
         key, _ = partition_hour(context)
@@ -89,12 +94,14 @@ def build_raw_event_checks(domain: str) -> list[dg.AssetChecksDefinition]:
             passed=res.passed, metadata=res.metadata, severity=dg.AssetCheckSeverity.WARN
         )
 
-    @dg.asset_check(
+    @lake_check(
         asset=name,
         name="conservation",
         partitions_def=hourly_partitions,
         blocking=True,
-        description="Every line the sink's manifest lists is exactly one of clean, duplicate, quarantined or counted lost (recounted from landing and lake).",
+        description="Every line the sink's manifest lists is accounted for exactly once: "
+        "kept, dropped as a repeat, quarantined, or counted lost (recounted from the landing "
+        "files and the lake).",
     )
     def conservation(
         context: dg.AssetCheckExecutionContext, storage: LakeStorage, landing: LandingZone
@@ -124,17 +131,25 @@ def build_raw_event_checks(domain: str) -> list[dg.AssetChecksDefinition]:
     return [schema_and_ranges, quarantine_rate, duplicate_rate, conservation]
 
 
-@dg.asset_check(
+@lake_check(
     asset=CATALOG,
     name="catalog_keys_and_conservation",
+    partitions_def=hourly_partitions,
     blocking=True,
-    description="GX: unique non-null ids per catalog table; rows in = clean + quarantined.",
+    description="Unique non-null ids in every catalog table; rows exported = rows kept + "
+    "quarantined + not yet existing at the end of the hour.",
 )
-def catalog_keys_and_conservation(storage: LakeStorage):
+def catalog_keys_and_conservation(context: dg.AssetCheckExecutionContext, storage: LakeStorage):
+    key, _ = partition_hour(context)
     lake = storage.store()
-    man = require_published(lake, CATALOG)
-    quarantined = lake.read_published(quarantine_dir(CATALOG), columns=["reason"]).num_rows
-    unbalanced = sum(man["rows_in"].values()) - sum(man["rows"].values()) - quarantined
+    man = require_published(lake, CATALOG, key)
+    quarantined = lake.read_published(quarantine_dir(CATALOG, key), columns=["reason"]).num_rows
+    unbalanced = (
+        sum(man["rows_in"].values())
+        - sum(man["rows"].values())
+        - quarantined
+        - sum(man.get("not_yet", {}).values())
+    )
     outcomes = [
         quality.validate(
             ids.to_pandas().to_frame(col),
@@ -144,7 +159,7 @@ def catalog_keys_and_conservation(storage: LakeStorage):
             ],
             f"catalog_{col}",
         )
-        for col, ids in catalog_id_columns(lake, partition_dir(CATALOG)).items()
+        for col, ids in catalog_id_columns(lake, partition_dir(CATALOG, key)).items()
     ]
     outcomes.append(_one_figure("unbalanced_rows", unbalanced, 0, 0, "catalog_conservation"))
     return check_result(

@@ -9,9 +9,11 @@ from collections.abc import Iterable
 import dagster as dg
 import pyarrow as pa
 
+from assets.gates import CHECKING
 from assets.partitions import START_MS
 from ml import schema as S
 from ml.hours import HOUR_MS, partition_key
+from ml.io.gates import FailedGateError, require_gates
 from ml.io.lake import (
     CATALOG,
     EXPOSURE_SEQUENCES,
@@ -46,13 +48,24 @@ def require_published(lake: Store, asset: str, key: str | None = None, hint: str
     """The manifest of a published partition (``key`` None: an unpartitioned asset), or a
     Failure that names the asset, the partition, where it was looked for and what to do."""
     rel = partition_dir(asset, key)
+    what = asset if key is None else f"{asset} {key}"
     man = lake.manifest(rel)
     if man is None:
-        what = asset if key is None else f"{asset} {key}"
         raise dg.Failure(
             f"{what} is not materialized ({lake.url(rel)}){': ' + hint if hint else ''}"
         )
+    gated_read(lake, rel, man, what, asset)
     return man
+
+
+def gated_read(lake: Store, rel: str, man: dict, what: str, asset: str) -> None:
+    """Refuse a partition a blocking check failed on (in any run), except to its own checks."""
+    if CHECKING.get() == asset:
+        return
+    try:
+        require_gates(lake, rel, man, what)
+    except FailedGateError as e:
+        raise dg.Failure(str(e)) from e
 
 
 def publish_table(
@@ -138,6 +151,8 @@ def read_variant_partition(
 ) -> pa.Table:
     """One published partition of a model asset's variant, or a Failure naming it."""
     rel = variant_dir(asset, variant, key)
-    if lake.manifest(rel) is None:
+    man = lake.manifest(rel)
+    if man is None:
         raise dg.Failure(f"{asset} {key} ({variant}) is not materialized ({lake.url(rel)})")
+    gated_read(lake, rel, man, f"{asset} {key} ({variant})", asset)
     return lake.read_published(rel, schema=schema)

@@ -1,8 +1,10 @@
-"""Small helpers that turn results into Dagster metadata (Markdown tables, times)."""
+"""Small helpers that turn results into Dagster metadata (column schemas, Markdown tables,
+readable times, PNGs) and the owners and tags every asset carries."""
 
 from __future__ import annotations
 
 import base64
+import re
 from datetime import UTC, datetime
 
 import dagster as dg
@@ -10,6 +12,68 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ml.quality import SuiteOutcome
+from ml.schema import MIN_VALID_TIME_MS
+
+# ---- owners and tags ----------------------------------------------------------------------
+DATA_OWNERS = ["team:ranking-data"]  # the data layer: ingestion, Moment, Cross, content
+MODEL_OWNERS = ["team:ranking-models"]  # streaming training and evaluation
+STAGES = ("ingest", "moment", "cross", "content", "train", "evaluate")
+LAYERS = ("raw", "feature", "label", "sequence", "model", "evaluation", "catalog")
+# Speed figures (throughput, wall time) carry this prefix, apart from the data figures.
+SPEED = "speed/"
+
+
+def asset_tags(stage: str, layer: str) -> dict[str, str]:
+    """The tags every asset carries: its pipeline stage and its data layer (filterable in
+    the UI's asset catalog as ``stage:...`` / ``layer:...``)."""
+    if stage not in STAGES or layer not in LAYERS:
+        raise ValueError(f"unknown stage {stage!r} or layer {layer!r}")
+    return {"stage": stage, "layer": layer}
+
+
+# ---- tables -------------------------------------------------------------------------------
+def arrow_type_name(t: pa.DataType) -> str:
+    """An Arrow type as a short column type: ``int64``, ``list<int64>``,
+    ``fixed_size_list<float>[32]`` (value field names left out)."""
+    if pa.types.is_fixed_size_list(t):
+        return f"fixed_size_list<{arrow_type_name(t.value_type)}>[{t.list_size}]"
+    if pa.types.is_list(t) or pa.types.is_large_list(t):
+        kind = "large_list" if pa.types.is_large_list(t) else "list"
+        return f"{kind}<{arrow_type_name(t.value_type)}>"
+    if pa.types.is_dictionary(t):
+        return f"dictionary<{arrow_type_name(t.value_type)}>"
+    return str(t)
+
+
+def column_schema(schema: pa.Schema, descriptions: dict[str, str] | None = None) -> dg.TableSchema:
+    """An Arrow schema as the Dagster column schema the UI shows on the asset page."""
+    descriptions = descriptions or {}
+    return dg.TableSchema(
+        columns=[
+            dg.TableColumn(
+                f.name,
+                arrow_type_name(f.type),
+                description=descriptions.get(f.name),
+                constraints=None if f.nullable else dg.TableColumnConstraints(nullable=False),
+            )
+            for f in schema
+        ]
+    )
+
+
+def table_metadata(schema: pa.Schema, rows: int) -> dict:
+    """``dagster/column_schema`` and ``dagster/row_count`` of a published table."""
+    return {"dagster/column_schema": column_schema(schema), "dagster/row_count": int(rows)}
+
+
+def schema_md(schema: pa.Schema) -> dg.MetadataValue:
+    """A schema as a Markdown table (for the second and third tables of an asset)."""
+    return md_table([{"column": f.name, "type": arrow_type_name(f.type)} for f in schema])
+
+
+def speed(**figures: float) -> dict:
+    """Throughput and timing figures under ``speed/...``, kept numeric."""
+    return {f"{SPEED}{k}": v for k, v in figures.items()}
 
 
 def md_table(rows: list[dict], columns: list[str] | None = None) -> dg.MetadataValue:
@@ -22,7 +86,9 @@ def md_table(rows: list[dict], columns: list[str] | None = None) -> dg.MetadataV
 
 
 def counts_table(counts: dict[str, int], key: str, total: int | None = None) -> dg.MetadataValue:
-    rows = [{key: k, "rows": v} for k, v in sorted(counts.items())]
+    """Counts per ``key`` as a table, most frequent first (ties by name), with each one's
+    share of ``total`` when given."""
+    rows = [{key: k, "rows": v} for k, v in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))]
     if total:
         for r in rows:
             r["share"] = f"{r['rows'] / total:.4%}"
@@ -30,8 +96,27 @@ def counts_table(counts: dict[str, int], key: str, total: int | None = None) -> 
 
 
 def preview(table: pa.Table, n: int = 5, columns: list[str] | None = None) -> dg.MetadataValue:
+    """The first ``n`` rows; integer ``..._ms`` columns holding epoch times (not durations)
+    shown as ISO UTC times, long lists cut short."""
     cols = [c for c in (columns or table.column_names) if c != "raw_line"]
-    return md_table(table.select(cols).slice(0, n).to_pylist(), cols)
+    rows = table.select(cols).slice(0, n)
+    stamps = [c for c in cols if _is_timestamp(rows.column(c), c)]
+    out = rows.to_pylist()
+    for r in out:
+        for c in stamps:
+            r[c] = iso(r[c]) if r[c] is not None else None
+    return md_table(out, cols)
+
+
+_MS = re.compile(r"(^|_)ms$")
+
+
+def _is_timestamp(col: pa.ChunkedArray, name: str) -> bool:
+    """An integer column named ``..._ms`` whose values are all epoch times (>= 2000-01-01):
+    ``event_time_ms`` is, ``watch_ms`` (a duration) is not."""
+    if not (_MS.search(name) and pa.types.is_integer(col.type)) or col.null_count == len(col):
+        return False
+    return pc.min(col).as_py() >= MIN_VALID_TIME_MS
 
 
 def iso(ms: int | None) -> str:
@@ -52,6 +137,8 @@ def _cell(v) -> str:
         return f"{v:.4g}"
     if isinstance(v, bytes):
         v = v[:60].decode("utf-8", "replace")
+    if isinstance(v, list) and len(v) > 4:  # an embedding or a sequence: its head only
+        v = "[" + ", ".join(_cell(x) for x in v[:4]) + f", … ({len(v)})]"
     return str(v).replace("|", "\\|").replace("\n", " ")[:80]
 
 

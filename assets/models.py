@@ -6,6 +6,7 @@ import dagster as dg
 import numpy as np
 import pyarrow as pa
 
+from assets.automation import WHEN_INPUTS_EXIST
 from assets.lake import (
     CATALOG,
     EXPOSURE_SEQUENCES,
@@ -19,7 +20,15 @@ from assets.lake import (
     read_variant_partition,
     window_keys,
 )
-from assets.metadata import md_table, png
+from assets.metadata import (
+    MODEL_OWNERS,
+    asset_tags,
+    column_schema,
+    md_table,
+    png,
+    speed,
+    table_metadata,
+)
 from assets.partitions import (
     PREVIOUS_MODEL_HOUR,
     SAME_HOUR,
@@ -30,6 +39,7 @@ from assets.partitions import (
 from ml.evaluate import plots
 from ml.evaluate.tables import calibration_bins_by_task, evaluate_hour, join_predictions
 from ml.hours import HOUR_MS, landing_dir
+from ml.io.gates import FailedGateError
 from ml.io.lake import variant_dir
 from ml.io.store import Store, parquet_bytes
 from ml.moment.emission_hour import LOOKBACK_HOURS
@@ -52,22 +62,30 @@ def _hour_deps(asset: str) -> dg.AssetDep:
             MOMENT_CROSS_MODEL,
             group_name="models",
             kinds={"pytorch"},
-            description="The Moment & Cross ranking model of one variant after replaying the "
-            "samples emitted in H (checkpoint: weights, optimizer, RNG, counters), starting "
-            "from model[H-1] (the first hour from a seeded initialisation).",
+            owners=MODEL_OWNERS,
+            tags=asset_tags("train", "model"),
+            description="The Moment & Cross ranking model of one variant (a partition is an "
+            "hour and a variant) after training on the samples sent during the hour, in the "
+            "order they were sent, continuing from the previous hour's model (the first hour "
+            "starts from a seeded initialisation). Stored as a checkpoint: weights, optimizer "
+            "state, random state, counters.",
             deps=[
                 dg.AssetDep(MOMENT_CROSS_MODEL, partition_mapping=PREVIOUS_MODEL_HOUR),
                 *[_hour_deps(a) for a in (*STREAM_ASSETS.values(), LIVE_EXPOSURES)],
                 _hour_deps(EXPOSURE_SEQUENCES),
-                CATALOG,
+                _hour_deps(CATALOG),
             ],
         ),
         dg.AssetSpec(
             LIVE_PREDICTIONS,
             group_name="models",
             kinds={"parquet"},
-            description="Every exposure of H with t0 in H scored by the model as it stood "
-            "before training on any sample emitted after its t0 (progressive validation).",
+            owners=MODEL_OWNERS,
+            tags=asset_tags("train", "evaluation"),
+            description="Every live impression shown during the hour, scored by the model as "
+            "it stood just before the impression: it had not yet trained on anything sent "
+            "after it, so every score is an honest out-of-sample prediction (progressive "
+            "validation).",
         ),
     ],
     partitions_def=model_partitions,
@@ -82,7 +100,7 @@ def moment_cross_training(context: dg.AssetExecutionContext, storage: LakeStorag
         res = train_hour(
             lake, trainer, variant, hour_ms, window_keys(hour_ms, LOOKBACK_HOURS), START_MS
         )
-    except MissingPartitionError as e:
+    except (MissingPartitionError, FailedGateError) as e:
         raise dg.Failure(str(e)) from e
     stats = res.stats
     written = publish_hour(lake, trainer, variant, res)["checkpoint_bytes"]
@@ -104,14 +122,17 @@ def moment_cross_training(context: dg.AssetExecutionContext, storage: LakeStorag
             "checkpoint_bytes": written,
             "total_samples": stats["counters"]["samples"],
             "total_steps": stats["counters"]["steps"],
-            "replay_samples_per_s": round(stats["samples"] / seconds),
             "device": str(trainer.device),
+            **speed(
+                replay_samples_per_s=round(stats["samples"] / seconds),
+                seconds=round(stats["seconds"], 3),
+            ),
         },
     )
     yield dg.MaterializeResult(
         asset_key=LIVE_PREDICTIONS,
         metadata={
-            "dagster/row_count": res.predictions.num_rows,
+            **table_metadata(res.predictions.schema, res.predictions.num_rows),
             "variant": variant,
             "late_not_scored": stats["late_not_scored"],
             "mean_p_click": float(np.mean(res.predictions.column("p_click").to_numpy()))
@@ -140,11 +161,15 @@ def read_cohorts(landing: Store) -> pa.Table | None:
     name=MOMENT_CROSS_EVAL,
     group_name="models",
     kinds={"parquet"},
+    owners=MODEL_OWNERS,
+    tags=asset_tags("evaluate", "evaluation"),
     partitions_def=model_partitions,
     deps=[LIVE_PREDICTIONS, _hour_deps(LIVE_OUTCOMES)],
-    description="Prequential evaluation of one variant's predictions of H against the final "
-    "outcomes: per-task AUC, GAUC, logloss, calibration; the simulator oracle's click AUC on "
-    "the same exposures as the ceiling; click AUC/GAUC by live-activity cohort.",
+    automation_condition=WHEN_INPUTS_EXIST,
+    description="How well one variant's predictions of the hour did against the final "
+    "outcomes: per task AUC, per-user AUC (GAUC), log loss and calibration; the click AUC of "
+    "the simulator's true probabilities on the same impressions, as the best achievable; and "
+    "click AUC for users who rarely watch live against the rest.",
 )
 def moment_cross_eval(
     context: dg.AssetExecutionContext, storage: LakeStorage, landing: LandingZone
@@ -161,9 +186,10 @@ def moment_cross_eval(
         "partition": key, "variant": variant, "tasks": report["tasks"], "oracle": oracle,
         "cohorts": report["cohorts"], "join": report["join"],
     }  # fmt: skip
+    evaluation = pa.Table.from_pylist(rows)
     lake.publish(
         variant_dir(MOMENT_CROSS_EVAL, variant, key),
-        {"part-00000.parquet": parquet_bytes(pa.Table.from_pylist(rows))},
+        {"part-00000.parquet": parquet_bytes(evaluation)},
         json_safe(manifest),
     )
     history = _auc_history(lake, variant, hour_ms)
@@ -177,11 +203,15 @@ def moment_cross_eval(
     click = next(r for r in report["tasks"] if r["task"] == "click")
     return dg.MaterializeResult(
         metadata={
+            "dagster/column_schema": column_schema(evaluation.schema),
+            "dagster/row_count": evaluation.num_rows,
             "variant": variant,
             "exposures_evaluated": report["n"],
             "click_auc": _num(click["auc"]),
             "click_gauc": _num(click["gauc"]),
             "oracle_click_auc": _num(oracle.get("oracle_auc")),
+            # One number per task, so each charts over the hours.
+            **{f"auc/{r['task']}": _num(r["auc"]) for r in report["tasks"]},
             "tasks": md_table(report["tasks"]),
             "oracle_ceiling": md_table([oracle]),
             "cohorts": md_table(report["cohorts"]),

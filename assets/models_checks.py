@@ -5,6 +5,7 @@ saw the future would flatter the model)."""
 import dagster as dg
 import numpy as np
 
+from assets.gates import lake_check
 from assets.lake import (
     LIVE_EXPOSURES,
     LIVE_PREDICTIONS,
@@ -21,7 +22,7 @@ from ml.train.variants import variant_configs
 from resources.storage import LakeStorage
 
 
-@dg.asset_check(
+@lake_check(
     asset=LIVE_PREDICTIONS,
     name="progressive_validation",
     partitions_def=model_partitions,

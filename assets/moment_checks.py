@@ -9,6 +9,7 @@ stream.
 import dagster as dg
 import pandas as pd
 
+from assets.gates import lake_check
 from assets.lake import (
     FAST_SAMPLES,
     LIVE_EXPOSURES,
@@ -36,12 +37,12 @@ DRIFT_HOURS = 3
 FEATURE_SAMPLE = 50
 
 
-@dg.asset_check(
+@lake_check(
     asset=USER_ACTIVITY,
     partitions_def=hourly_partitions,
     blocking=True,
-    description="Conservation: every user's counters are exactly user_activity[H-1] + the events "
-    "of raw H (recounted); none decreases; one sorted row per user.",
+    description="Every user's totals are exactly the previous hour's totals plus this hour's "
+    "events (recounted from the raw tables); no total goes down; one row per user, sorted.",
 )
 def activity_accumulates(context: dg.AssetCheckExecutionContext, storage: LakeStorage):
     key, hour_ms = partition_hour(context)
@@ -61,13 +62,14 @@ def activity_accumulates(context: dg.AssetCheckExecutionContext, storage: LakeSt
 
 
 def build_stream_checks(asset: str, stream: str) -> list[dg.AssetChecksDefinition]:
-    @dg.asset_check(
+    @lake_check(
         asset=asset,
         name="mask_invariants",
         partitions_def=hourly_partitions,
         blocking=True,
-        description="Every sample labels >= 1 task, no label outside its mask, cutoff <= emission; "
-        "fast labels all tasks, slow only missing positives, moment first-only.",
+        description="Every sample labels at least one task and none outside its mask, with "
+        "a label cutoff no later than the time it was sent; the fast stream labels every "
+        "task, the slow one only late positives, the moment stream each task once.",
     )
     def mask_invariants(context: dg.AssetCheckExecutionContext, storage: LakeStorage):
         key, _ = partition_hour(context)
@@ -92,13 +94,14 @@ def build_stream_checks(asset: str, stream: str) -> list[dg.AssetChecksDefinitio
             )
         return check_result(outcome, samples=samples.num_rows)
 
-    @dg.asset_check(
+    @lake_check(
         asset=asset,
         name="label_leakage",
         partitions_def=hourly_partitions,
         blocking=True,
         description="Each positive label is proven by a raw event of the same user and room "
-        "reported no later than the sample's label cutoff; samples emitted inside the hour.",
+        "reported no later than the sample's label cutoff, and every sample was sent during "
+        "the hour.",
     )
     def label_leakage(context: dg.AssetCheckExecutionContext, storage: LakeStorage):
         key, hour_ms = partition_hour(context)
@@ -122,12 +125,13 @@ def build_stream_checks(asset: str, stream: str) -> list[dg.AssetChecksDefinitio
         )
         return check_result(outcome, positives_checked=int(frame.proven.size))
 
-    @dg.asset_check(
+    @lake_check(
         asset=asset,
         name="join_completeness",
         partitions_def=hourly_partitions,
         blocking=True,
-        description="Every sample's exposure is in live_exposures of the look-back window.",
+        description="Every sample's impression is in live_exposures of this hour or the few "
+        "hours before it that a sample can come from.",
     )
     def join_completeness(context: dg.AssetCheckExecutionContext, storage: LakeStorage):
         key, hour_ms = partition_hour(context)
@@ -152,7 +156,7 @@ def build_stream_checks(asset: str, stream: str) -> list[dg.AssetChecksDefinitio
     return [mask_invariants, label_leakage, join_completeness]
 
 
-@dg.asset_check(
+@lake_check(
     asset=FAST_SAMPLES,
     name="label_rates",
     partitions_def=hourly_partitions,
@@ -185,12 +189,13 @@ def fast_label_rates(context: dg.AssetCheckExecutionContext, storage: LakeStorag
     )
 
 
-@dg.asset_check(
+@lake_check(
     asset=LIVE_EXPOSURES,
     name="feature_leakage",
     partitions_def=hourly_partitions,
     blocking=True,
-    description=f"{FEATURE_SAMPLE} random exposures recomputed from events reported strictly before t0: identical features.",
+    description=f"{FEATURE_SAMPLE} random impressions have their features recomputed from only "
+    "the events reported before the impression was shown: identical to the published ones.",
 )
 def feature_leakage(context: dg.AssetCheckExecutionContext, storage: LakeStorage):
     key, hour_ms = partition_hour(context)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import re
+import sys
 
 import dagster as dg
 
@@ -68,3 +70,43 @@ def model_partition(context) -> tuple[str, int, str]:
     if variant not in VARIANT_KEYS:
         raise ValueError(f"unknown variant {variant!r}")
     return key, parse_hour(key), variant
+
+
+def partition_key_hint(bad_key: str | None) -> str:
+    """What a partition key looks like, for a user who typed one Dagster did not know."""
+    lines = [
+        "livecross: hourly partition keys are YYYY-MM-DD-HH:00 (UTC), from "
+        f"{hourly_partitions.get_first_partition_key()} (LIVECROSS_START) to the last "
+        "complete hour; model assets take HOUR|VARIANT, e.g. "
+        f"'{START_KEY}|{VARIANT_KEYS[0]}'."
+    ]
+    if bad_key:
+        try:
+            fixed = partition_key(parse_hour(bad_key.split("|")[0].replace("T", "-")))
+        except InvalidHourError:
+            fixed = None
+        if fixed and fixed != bad_key:
+            lines.append(f"Did you mean --partition {fixed}?")
+        elif fixed and not hourly_partitions.has_partition_key(fixed):
+            lines.append(
+                f"{fixed} is outside the partitions (before LIVECROSS_START, or not over yet)."
+            )
+    return "\n".join(lines)
+
+
+_BAD_KEY = re.compile(r"partition key `([^`]*)`")
+
+
+def install_partition_key_hint() -> None:
+    """Append :func:`partition_key_hint` to the traceback of a CLI command that fails on
+    an unknown partition key (Dagster's own message names the key, not the format)."""
+    previous = sys.excepthook
+
+    def hook(kind, exc, tb):
+        previous(kind, exc, tb)
+        text = str(exc)
+        if "partition key" in text.lower() and "PartitionsDefinition" in text:
+            match = _BAD_KEY.search(text)
+            print(partition_key_hint(match.group(1) if match else None), file=sys.stderr)
+
+    sys.excepthook = hook

@@ -12,6 +12,8 @@ import pytest
 
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("DAGSTER_DISABLE_TELEMETRY", "1")
+# The partitions of every test start at the simulator's default start (a .env may say otherwise).
+os.environ.setdefault("LIVECROSS_START", "2026-01-01-00:00")
 
 ROOT = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent

@@ -70,7 +70,7 @@ def home(tmp_path_factory):
     # impressions in segments 20..29 (every 6 s from H0)
     write_landing(store, "live", H0, [event(f"i{i}", t=i * 6_000) for i in range(50)])
     store.write_parquet(landing_segments_path(H0), segments_file())
-    assert materialize(store.root, "content_catalog").success
+    assert materialize(store.root, "content_catalog", K0).success
     assert materialize(store.root, "raw_live_events", K0).success
     result = materialize(store.root, "live_segments", K0)
     return store, result
@@ -141,7 +141,7 @@ def test_wrong_fixed_width_fails_naming_file_column_and_widths(tmp_path):
     store = Store(str(tmp_path / "home"))
     write_catalog(store)
     write_landing(store, "live", H0, [event(f"i{i}", t=i * 6_000) for i in range(50)])
-    assert materialize(store.root, "content_catalog").success
+    assert materialize(store.root, "content_catalog", K0).success
     assert materialize(store.root, "raw_live_events", K0).success
     n = len(SEGMENTS)
     visual = pa.FixedSizeListArray.from_arrays(pa.array(np.zeros(n * 64, np.float32)), 64)

@@ -9,7 +9,14 @@ from assets.ingestion_checks import ingestion_checks
 from ml.hours import HOUR_MS
 from ml.io.store import Store
 from resources.storage import LakeStorage, LandingZone
-from tests.landing_helpers import H0, event, list_in_manifest, write_catalog, write_landing
+from tests.landing_helpers import (
+    H0,
+    ROOM,
+    event,
+    list_in_manifest,
+    write_catalog,
+    write_landing,
+)
 
 K0, K1 = "2026-01-01-00:00", "2026-01-01-01:00"
 ASSETS = [content_catalog, raw_live_events, raw_short_video_events, *ingestion_checks]
@@ -73,7 +80,7 @@ def test_catalog_then_two_hours_with_cross_hour_duplicate(home):
     )
     for h in (H0, H0 + HOUR_MS):
         write_sv_hour(home, h)
-    assert run(home, "content_catalog").success
+    assert run(home, "content_catalog", K0).success
     r0 = run(home, "raw_live_events or raw_short_video_events", K0)
     assert r0.success
     assert all(check_results(r0).values()), check_results(r0)
@@ -81,6 +88,7 @@ def test_catalog_then_two_hours_with_cross_hour_duplicate(home):
     # "a", the fill and "late-dup" are clean; "{oops" is quarantined
     assert mat.metadata["dagster/row_count"].value == 1 + len(fill) + 1
     assert mat.metadata["quarantined"].value == 1
+    assert run(home, "content_catalog", K1).success
     r1 = run(home, "raw_live_events", K1)
     assert r1.success
     m1 = r1.asset_materializations_for_node("raw_live_events")[0].metadata
@@ -107,7 +115,7 @@ def test_blocking_quarantine_check_stops_downstream(home):
         ran.append(True)
         return dg.MaterializeResult()
 
-    assert run(home, "content_catalog").success
+    assert run(home, "content_catalog", K0).success
     res = run(
         home,
         "raw_live_events or downstream_probe",
@@ -124,7 +132,7 @@ def test_blocking_quarantine_check_stops_downstream(home):
 
 def test_rematerializing_replaces_partition_whole_with_identical_bytes(home):
     write_landing(home, "live", H0, [event(f"e{i}", t=i) for i in range(100)])
-    assert run(home, "content_catalog").success
+    assert run(home, "content_catalog", K0).success
     assert run(home, "raw_live_events", K0).success
     part = "lake/raw_live_events/2026-01-01-00:00"
     before = home.read_bytes(f"{part}/part-00000.parquet")
@@ -136,15 +144,15 @@ def test_rematerializing_replaces_partition_whole_with_identical_bytes(home):
 
 def test_missing_previous_partition_is_a_clear_failure(home):
     write_landing(home, "live", H0 + HOUR_MS, [event("x", t=HOUR_MS + 1)])
-    assert run(home, "content_catalog").success
+    assert run(home, "content_catalog", K1).success
     with pytest.raises(dg.Failure, match=r"raw_live_events 2026-01-01-00:00 is not materialized"):
         run(home, "raw_live_events", K1)
 
 
 def test_missing_landing_hour_and_catalog_errors(home):
-    with pytest.raises(dg.Failure, match="content_catalog is not materialized"):
+    with pytest.raises(dg.Failure, match="content_catalog 2026-01-01-00:00 is not materialized"):
         run(home, "raw_live_events", K0)
-    assert run(home, "content_catalog").success
+    assert run(home, "content_catalog", K0).success
     with pytest.raises(Exception, match=r"missing landing hour.*landing/live/2026-01-01-00"):
         run(home, "raw_live_events", K0)
 
@@ -163,7 +171,7 @@ def test_corrupt_file_fails_by_default_and_quarantines_on_request(home):
     # cut in half: about half of the listed lines are never read
     home.write_bytes("landing/live/2026-01-01-00/part-00000.jsonl.gz", data[: len(data) // 2])
     list_in_manifest(home, "live", H0, "part-00000.jsonl.gz", len(data), 3000)
-    assert run(home, "content_catalog").success
+    assert run(home, "content_catalog", K0).success
     with pytest.raises(Exception, match=r"corrupt landing file .*part-00000.jsonl.gz"):
         run(home, "raw_live_events", K0)
     res = dg.materialize(
@@ -189,17 +197,72 @@ def test_catalog_quarantines_bad_rows(home):
     rooms = home.read_parquet("landing/catalog/rooms.parquet")
     bad = rooms.set_column(0, "item_id", pa.array([rooms.column("item_id")[0].as_py()], pa.int64()))
     home.write_parquet("landing/catalog/rooms.parquet", pa.concat_tables([rooms, bad]))
-    res = run(home, "content_catalog")
+    res = run(home, "content_catalog", K0)
     assert res.success
     assert check_results(res) == {"content_catalog:catalog_keys_and_conservation": True}
-    q = home.read_published("lake/quarantine/content_catalog").to_pylist()
+    q = home.read_published(f"lake/quarantine/content_catalog/{K0}").to_pylist()
     assert [(r["reason"], r["line_number"]) for r in q] == [("duplicate_id", 2)]
+
+
+def add_room(store: Store, item_id: int, start_ms: int, end_ms: int) -> None:
+    """Append a room (a copy of the first one) with its own id and lifetime."""
+    rooms = store.read_parquet("landing/catalog/rooms.parquet")
+    new = rooms.slice(0, 1)
+    for name, value in (("item_id", item_id), ("start_ms", start_ms), ("end_ms", end_ms)):
+        new = new.set_column(new.schema.get_field_index(name), name, pa.array([value], pa.int64()))
+    store.write_parquet("landing/catalog/rooms.parquet", pa.concat_tables([rooms, new]))
+
+
+def test_catalog_is_as_of_the_end_of_each_hour(home):
+    later = ROOM + 1  # starts 1 min into hour 1 and ends 10 min later
+    add_room(home, later, H0 + HOUR_MS + 60_000, H0 + HOUR_MS + 600_000)
+    fill = [event(f"f{i}", t=100 + i) for i in range(40)]  # keeps the quarantine rate < 5%
+    write_landing(home, "live", H0, [*fill, event("early", item_id=later, t=5_000)])
+    write_landing(home, "live", H0 + HOUR_MS, [event("b", item_id=later, t=HOUR_MS + 120_000)])
+    r0 = run(home, "content_catalog or raw_live_events", K0)
+    assert r0.success
+    man0 = home.manifest(f"lake/content_catalog/{K0}")
+    assert man0["partition"] == K0 and man0["as_of_ms"] == H0 + HOUR_MS
+    assert man0["rows"]["rooms"] == 1 and man0["not_yet"] == {
+        "authors": 0,
+        "short_videos": 0,
+        "rooms": 1,
+    }
+    rooms0 = home.read_parquet(f"lake/content_catalog/{K0}/rooms.parquet").to_pylist()
+    # ROOM runs until H0 + 2 h: at the end of hour 0 it is live, so it has no end yet
+    assert [(r["item_id"], r["end_ms"]) for r in rooms0] == [(ROOM, None)]
+    # an event on a room the catalog of its hour does not know yet is quarantined
+    q0 = home.read_published(f"lake/quarantine/raw_live_events/{K0}").to_pylist()
+    assert [(r["event_id"], r["reason"]) for r in q0] == [("early", "unknown_item")]
+
+    assert run(home, "content_catalog or raw_live_events", K1).success
+    man1 = home.manifest(f"lake/content_catalog/{K1}")
+    assert man1["rows"]["rooms"] == 2 and man1["not_yet"]["rooms"] == 0
+    rooms1 = home.read_parquet(f"lake/content_catalog/{K1}/rooms.parquet").to_pylist()
+    assert {r["item_id"]: r["end_ms"] for r in rooms1} == {
+        ROOM: None,
+        later: H0 + HOUR_MS + 600_000,
+    }
+    clean1 = home.read_published(f"lake/raw_live_events/{K1}")
+    assert clean1.column("event_id").to_pylist() == ["b"]
+    # catalog[0] is unchanged by the later hour
+    assert home.manifest(f"lake/content_catalog/{K0}") == man0
+
+
+def test_catalog_of_an_hour_past_the_export_is_not_ready(home):
+    import json
+
+    home.write_bytes("landing/catalog/_SUCCESS", json.dumps({"as_of_ms": H0 + HOUR_MS}).encode())
+    assert run(home, "content_catalog", K0).success  # the export covers hour 0 exactly
+    with pytest.raises(Exception, match=r"catalog export .* is as of 2026-01-01-01:00"):
+        run(home, "content_catalog", K1)
+    assert home.manifest(f"lake/content_catalog/{K1}") is None
 
 
 def test_corrupt_catalog_parquet_names_the_file(home):
     home.write_bytes("landing/catalog/rooms.parquet", b"PAR1 truncated")
     with pytest.raises(Exception, match=r"corrupt landing file .*landing/catalog/rooms\.parquet"):
-        run(home, "content_catalog")
+        run(home, "content_catalog", K0)
 
 
 def test_catalog_missing_column_names_it(home):
@@ -209,7 +272,7 @@ def test_catalog_missing_column_names_it(home):
         Exception,
         match=r"catalog table 'rooms' \(.*rooms\.parquet\) lacks column\(s\) \['end_ms'\]",
     ):
-        run(home, "content_catalog")
+        run(home, "content_catalog", K0)
 
 
 def test_unreachable_storage_is_one_clear_error(monkeypatch):
@@ -224,6 +287,7 @@ def test_unreachable_storage_is_one_clear_error(monkeypatch):
         dg.materialize(
             ASSETS,
             selection=dg.AssetSelection.assets("content_catalog"),
+            partition_key=K0,
             resources={"storage": storage, "landing": LandingZone(storage=storage)},
         )
 
@@ -232,7 +296,7 @@ def test_missing_content_hour_names_the_file(home):
     from assets.content import live_segments
 
     write_landing(home, "live", H0, [event(f"e{i}", t=i) for i in range(50)])
-    assert run(home, "content_catalog").success
+    assert run(home, "content_catalog", K0).success
     assert run(home, "raw_live_events", K0).success
     with pytest.raises(
         Exception, match=r"missing landing hour.*landing/content/2026-01-01-00/segments\.parquet"

@@ -96,7 +96,10 @@ def test_a_prediction_that_saw_the_future_fails_the_check(home):
     pred = lake.read_published(rel)
     i = pred.schema.get_field_index("model_max_emit_ms")
     later = pred.column("t0_ms").to_numpy() + 1
-    lake.publish(rel, parquet_parts(pred.set_column(i, "model_max_emit_ms", [later])), meta)
+    # marked, so the tampered version has its own manifest digest (its failed verdict must
+    # not bind to the restored original, whose files may have the same sizes)
+    broken = parquet_parts(pred.set_column(i, "model_max_emit_ms", [later]))
+    lake.publish(rel, broken, {**meta, "tampered": True})
     try:
         sel = dg.AssetSelection.checks(
             dg.AssetCheckKey(dg.AssetKey("live_predictions"), "progressive_validation")
@@ -119,3 +122,20 @@ def test_a_prediction_that_saw_the_future_fails_the_check(home):
         assert evaluations(check_only) == {"live_predictions:progressive_validation": False}
     finally:
         lake.publish(rel, files, meta)
+
+
+def test_training_metadata_tables_and_speed_apart(home):
+    _, lake, runs = home
+    meta = runs[0].asset_materializations_for_node("moment_cross_training")
+    by_key = {m.asset_key.to_user_string(): m.metadata for m in meta}
+    model, pred = by_key["moment_cross_model"], by_key["live_predictions"]
+    assert isinstance(model["speed/replay_samples_per_s"].value, int)
+    assert "replay_samples_per_s" not in model
+    published = lake.read_published(variant_dir("live_predictions", VARIANT, K0))
+    cols = [c.name for c in pred["dagster/column_schema"].value.columns]
+    assert cols == published.column_names and pred["dagster/row_count"].value == published.num_rows
+    ev = runs[0].asset_materializations_for_node("moment_cross_eval")[0].metadata
+    evaluation = lake.read_published(variant_dir("moment_cross_eval", VARIANT, K0))
+    assert ev["dagster/row_count"].value == evaluation.num_rows > 0
+    assert [c.name for c in ev["dagster/column_schema"].value.columns] == evaluation.column_names
+    assert all(isinstance(ev[f"auc/{t}"].value, float) for t in ("click", "gift"))

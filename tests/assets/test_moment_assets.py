@@ -34,10 +34,7 @@ def home(tmp_path_factory):
     root = str(tmp_path_factory.mktemp("labels") / "home")
     simulate(SimConfig(hours=5, users=3000, seed=2, bad_rate=0.001), root, progress=False)
     res = resources(root)
-    assert dg.materialize(
-        ASSETS + CHECKS, selection=dg.AssetSelection.assets("content_catalog"), resources=res
-    ).success
-    runs = []
+    runs = []  # the hourly selection includes content_catalog (of the same hour)
     for key in KEYS[:4]:
         r = dg.materialize(
             ASSETS + CHECKS,

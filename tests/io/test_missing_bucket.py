@@ -17,6 +17,7 @@ def test_an_asset_on_a_missing_bucket_fails_naming_it(s3_env):
     storage = LakeStorage(root="s3://lc-no-such-bucket/home")
     result = dg.materialize(
         [content_catalog],
+        partition_key="2026-01-01-00:00",
         resources={"storage": storage, "landing": LandingZone(storage=storage)},
         raise_on_error=False,
     )
