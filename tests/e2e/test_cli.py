@@ -35,12 +35,12 @@ def test_cli_materializes_partition_into_real_instance(tmp_path):
     (dagster_home / "dagster.yaml").write_text((ROOT / "infra" / "dagster.yaml").read_text())
     env = {**os.environ, "LIVECROSS_HOME": home.root, "DAGSTER_HOME": str(dagster_home)}
 
-    r = dagster_cli(["asset", "materialize", "--select", "content_catalog"], env)
-    assert r.returncode == 0, r.stderr[-3000:]
+    # the catalog of the hour, then the hour's raw events (one run, in dependency order)
     r = dagster_cli(
-        ["asset", "materialize", "--select", "raw_live_events", "--partition", "2026-01-01-00:00"],
+        ["asset", "materialize", "--select", "content_catalog,raw_live_events",
+         "--partition", "2026-01-01-00:00"],
         env,
-    )
+    )  # fmt: skip
     assert r.returncode == 0, r.stderr[-3000:]
 
     clean = home.read_published("lake/raw_live_events/2026-01-01-00:00")
@@ -67,3 +67,10 @@ def test_cli_materializes_partition_into_real_instance(tmp_path):
     )
     assert r.returncode != 0
     assert "2026-01-01-00:30" in r.stderr + r.stdout
+    assert "keys are YYYY-MM-DD-HH:00 (UTC), from 2026-01-01-00:00" in r.stderr
+    # one of another shape gets the key it most likely meant
+    r = dagster_cli(
+        ["asset", "materialize", "--select", "raw_live_events", "--partition", "2026-01-01T00"],
+        env,
+    )
+    assert r.returncode != 0 and "Did you mean --partition 2026-01-01-00:00?" in r.stderr

@@ -1,9 +1,10 @@
-"""`dagster dev` as a user runs it: the webserver serves the graph, and a partition
-backfill launched through its GraphQL API is run by the daemon, hour after hour."""
+"""`dagster dev` as a user runs it: the webserver serves the graph, and backfills launched
+through its GraphQL API (the calls the UI makes) are run by the daemon: the hourly
+pipeline as a job backfill, one run per hour in order; a model variant's hours."""
 
+import itertools
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -14,7 +15,8 @@ import pytest
 
 from ml.io.store import Store
 from ml.sim import SimConfig, simulate
-from tests.conftest import ROOT, free_port
+from tests.conftest import ROOT
+from tests.e2e.dev_server import dagster_dev
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 KEYS = ["2026-01-01-00:00", "2026-01-01-01:00", "2026-01-01-02:00"]
@@ -32,13 +34,14 @@ def graphql(port: int, query: str, variables: dict | None = None) -> dict:
     return out["data"]
 
 
-def run_backfill(port: int, partitions: list[str], assets: list[str], timeout: int = 400) -> str:
-    """Launch a partition backfill the way the UI does and wait for its final status."""
+def run_backfill(port: int, partitions: list[str], timeout: int = 600, **params) -> str:
+    """Launch a partition backfill the way the UI does and wait for its final status.
+    ``params``: ``assetSelection`` (an asset backfill) or ``selector`` (a job's)."""
     launched = graphql(
         port,
         """mutation($p: LaunchBackfillParams!) { launchPartitionBackfill(backfillParams: $p) {
              __typename ... on LaunchBackfillSuccess { backfillId } ... on PythonError { message } } }""",
-        {"p": {"partitionNames": partitions, "assetSelection": [{"path": [a]} for a in assets]}},
+        {"p": {"partitionNames": partitions, **params}},
     )["launchPartitionBackfill"]
     assert launched["__typename"] == "LaunchBackfillSuccess", launched
     deadline, status = time.time() + timeout, None
@@ -54,6 +57,15 @@ def run_backfill(port: int, partitions: list[str], assets: list[str], timeout: i
     return status
 
 
+def assets(*names: str) -> dict:
+    return {"assetSelection": [{"path": [a]} for a in names]}
+
+
+def job(name: str) -> dict:
+    repo = {"repositoryLocationName": "livecross", "repositoryName": "__repository__"}
+    return {"selector": {"partitionSetName": f"{name}_partition_set", "repositorySelector": repo}}
+
+
 @pytest.fixture
 def dev_server(tmp_path):
     home = Store(str(tmp_path / "home"))
@@ -62,49 +74,34 @@ def dev_server(tmp_path):
     dagster_home.mkdir()
     (dagster_home / "dagster.yaml").write_text((ROOT / "infra" / "dagster.yaml").read_text())
     env = {**os.environ, "LIVECROSS_HOME": home.root, "DAGSTER_HOME": str(dagster_home)}
-    r = subprocess.run(
-        [str(BIN / "dagster"), "asset", "materialize", "--select", "content_catalog", "-m", "assets.definitions"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
-    assert r.returncode == 0, r.stderr[-2000:]
-    port = free_port()
-    log = open(tmp_path / "dev.log", "w")  # noqa: SIM115 - closed at teardown
-    # Its own process group: `dagster dev` stops on SIGINT to the group (it ignores SIGTERM).
-    proc = subprocess.Popen(
-        [str(BIN / "dagster"), "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )  # fmt: skip
-    try:
-        deadline = time.time() + 120
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/server_info", timeout=2):
-                    break
-            except OSError:
-                if time.time() > deadline or proc.poll() is not None:
-                    raise RuntimeError((tmp_path / "dev.log").read_text()[-3000:]) from None
-                time.sleep(1)
+    with dagster_dev(env, tmp_path / "dev.log") as port:
         yield port, home
-    finally:
-        os.killpg(proc.pid, signal.SIGINT)
-        try:
-            proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-        log.close()
 
 
-def test_ui_serves_the_graph_and_runs_a_backfill(dev_server):
+def test_ui_serves_the_graph_and_a_job_backfill_runs_each_hour_once_in_order(dev_server):
     port, home = dev_server
     nodes = graphql(port, "{ assetNodes { assetKey { path } } }")["assetNodes"]
     names = {"/".join(n["assetKey"]["path"]) for n in nodes}
     assert {"raw_live_events", "moment_samples", "live_outcomes", "exposure_sequences"} <= names
 
-    status = run_backfill(port, KEYS, ["raw_live_events", "raw_short_video_events"])
-    assert status in ("COMPLETED", "COMPLETED_SUCCESS"), status
-    for key in KEYS:  # each hour published; the later ones deduplicated against the earlier
-        for asset in ("raw_live_events", "raw_short_video_events"):
-            assert home.manifest(f"lake/{asset}/{key}")["clean"] > 0
+    status = run_backfill(port, KEYS, **job("hourly_pipeline"))
+    assert status == "COMPLETED_SUCCESS", status
+    runs = graphql(
+        port,
+        """{ runsOrError(filter: {pipelineName: "hourly_pipeline"}) { ... on Runs { results {
+             status tags { key value } startTime endTime } } } }""",
+    )["runsOrError"]["results"]
+    ordered = sorted(runs, key=lambda r: r["startTime"])
+    partition = [
+        next(t["value"] for t in r["tags"] if t["key"] == "dagster/partition") for r in ordered
+    ]
+    assert partition == KEYS and {r["status"] for r in runs} == {"SUCCESS"}
+    for before, after in itertools.pairwise(ordered):  # one at a time
+        assert before["endTime"] <= after["startTime"]
+    for key in KEYS:  # every asset of each hour, and nothing that looks past the last hour
+        for asset in ("content_catalog", "raw_live_events", "exposure_sequences"):
+            assert home.manifest(f"lake/{asset}/{key}") is not None, (asset, key)
+    assert not home.exists("lake/live_outcomes")
 
 
 def test_a_variant_backfill_trains_its_hours_in_order_through_the_daemon(dev_server):
@@ -113,7 +110,7 @@ def test_a_variant_backfill_trains_its_hours_in_order_through_the_daemon(dev_ser
     port, home = dev_server
     env = {**os.environ, "LIVECROSS_HOME": home.root}
     env["DAGSTER_HOME"] = str(Path(home.root).parent / "dagster_home")
-    hourly = ("raw_live_events,raw_short_video_events,user_activity,live_exposures,"
+    hourly = ("content_catalog,raw_live_events,raw_short_video_events,user_activity,live_exposures,"
               "moment_samples,fast_samples,slow_samples,live_segments,user_history,exposure_sequences")  # fmt: skip
     for key in KEYS[:2]:
         r = subprocess.run(
@@ -124,8 +121,8 @@ def test_a_variant_backfill_trains_its_hours_in_order_through_the_daemon(dev_ser
         assert r.returncode == 0, r.stderr[-2000:]
     variant = "no_cross-s1"
     keys = [f"{k}|{variant}" for k in reversed(KEYS[:2])]  # picked newest first
-    status = run_backfill(port, keys, ["moment_cross_model", "live_predictions"])
-    assert status in ("COMPLETED", "COMPLETED_SUCCESS"), status
+    status = run_backfill(port, keys, **assets("moment_cross_model", "live_predictions"))
+    assert status == "COMPLETED_SUCCESS", status
     first = home.manifest(f"lake/moment_cross_model/{variant}/{KEYS[0]}")
     second = home.manifest(f"lake/moment_cross_model/{variant}/{KEYS[1]}")
     assert first["counters"]["hours"] == 1 and second["counters"]["hours"] == 2
