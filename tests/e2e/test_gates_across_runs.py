@@ -35,6 +35,20 @@ def _materialized(instance: dg.DagsterInstance) -> dict[str, set[str]]:
     return {k.to_user_string(): set(instance.get_materialized_partitions(k)) for k in HOURLY_KEYS}
 
 
+def _green_checks_downstream(instance: dg.DagsterInstance) -> list[str]:
+    """Passed checks, in the runs of the bad hour and later, on assets that read it."""
+    green = []
+    for run in instance.get_runs():
+        if run.tags.get("dagster/partition", "") < BAD_KEY:
+            continue
+        for e in instance.all_logs(run.run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION):
+            data = e.dagster_event.event_specific_data
+            asset = data.asset_key.to_user_string()
+            if data.passed and asset not in INDEPENDENT | {RAW_LIVE}:
+                green.append(f"{asset}.{data.check_name} ({run.tags['dagster/partition']})")
+    return green
+
+
 def _failure_messages(instance: dg.DagsterInstance) -> list[str]:
     out = []
     for run in instance.get_runs(filters=dg.RunsFilter(statuses=[dg.DagsterRunStatus.FAILURE])):
@@ -87,6 +101,7 @@ def test_a_failed_gate_is_never_consumed_by_later_runs(world, tmp_path):
         # ... nothing that reads them was built, in that run or in the later hours' runs,
         # and those later runs failed naming the partition and the failed check.
         _expected_after_failure(_materialized(instance))
+        assert _green_checks_downstream(instance) == []
         messages = _failure_messages(instance)
         named = [m for m in messages if f"{RAW_LIVE} {BAD_KEY}" in m and "quarantine_rate" in m]
         assert named, messages
