@@ -15,14 +15,12 @@ its own.
 
 from __future__ import annotations
 
-import logging
 import os
 import signal
 import subprocess
 import sys
 import time
 from collections.abc import Sequence
-from contextlib import contextmanager
 from pathlib import Path
 
 import dagster as dg
@@ -83,7 +81,7 @@ def submit_job_backfill(
     from dagster._core.workspace.load_target import WorkspaceFileTarget
 
     target = WorkspaceFileTarget(paths=[str(ROOT / "workspace.yaml")])
-    with _quiet_dagster_info(), WorkspaceProcessContext(instance, target) as process_context:
+    with WorkspaceProcessContext(instance, target) as process_context:
         workspace = process_context.create_request_context()
         (location,) = workspace.code_locations
         (repo,) = location.get_repositories().values()
@@ -101,19 +99,6 @@ def submit_job_backfill(
         )
         instance.add_backfill(backfill)
     return backfill.backfill_id
-
-
-@contextmanager
-def _quiet_dagster_info():
-    """The code server a workspace starts logs its start and stop at INFO: not news to a
-    user who asked for a backfill."""
-    logger = logging.getLogger("dagster")
-    level = logger.level
-    logger.setLevel(logging.WARNING)
-    try:
-        yield
-    finally:
-        logger.setLevel(level)
 
 
 def wait_for_backfill(
