@@ -21,6 +21,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import dagster as dg
@@ -81,7 +82,7 @@ def submit_job_backfill(
     from dagster._core.workspace.load_target import WorkspaceFileTarget
 
     target = WorkspaceFileTarget(paths=[str(ROOT / "workspace.yaml")])
-    with WorkspaceProcessContext(instance, target) as process_context:
+    with _stdout_to_stderr(), WorkspaceProcessContext(instance, target) as process_context:
         workspace = process_context.create_request_context()
         (location,) = workspace.code_locations
         (repo,) = location.get_repositories().values()
@@ -99,6 +100,22 @@ def submit_job_backfill(
         )
         instance.add_backfill(backfill)
     return backfill.backfill_id
+
+
+@contextmanager
+def _stdout_to_stderr():
+    """The code server the workspace starts inherits file descriptor 1 and logs its start
+    and stop there: send them to stderr, so a caller's stdout (a benchmark's one JSON
+    line) holds only what the caller prints."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    os.dup2(2, 1)
+    try:
+        yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
 
 
 def wait_for_backfill(

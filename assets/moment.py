@@ -187,8 +187,8 @@ _STREAM_WORDS = {
             "features known at the moment it was shown (t0): ids, page, the user's activity so "
             "far, and the room's real-time stats as a feature service refreshing every 30 s "
             "and every 5 minutes would have served them.",
-            # Reads raw H-3 .. H and user_activity[H-3]: implied by raw[H] and
-            # user_activity[H] through their hour-to-hour chains.
+            # Reads raw H-LOOKBACK_HOURS .. H and user_activity[H-LOOKBACK_HOURS]: implied
+            # by raw[H] and user_activity[H] through their hour-to-hour chains.
             deps=[RAW_LIVE, RAW_SV, USER_ACTIVITY],
         ),
         *[
