@@ -1,8 +1,10 @@
 """What a newcomer meets first: the Makefile with an S3 data root, `make clean` on S3, the
 .env that plain `dagster` commands read, and the simulator's --help."""
 
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -14,10 +16,14 @@ from tests.conftest import ROOT
 PRINT = "print-%: ; @echo $($*)"
 
 
+# A user's shell, not this test run's (`make test` exports both).
+CLEAN_ENV = {k: v for k, v in os.environ.items() if k not in ("DAGSTER_HOME", "LIVECROSS_HOME")}
+
+
 def make_var(name: str, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         ["make", "-s", "-C", str(ROOT), *args, f"--eval={PRINT}", f"print-{name}"],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True, text=True, timeout=60, env=CLEAN_ENV,
     )  # fmt: skip
 
 
@@ -30,7 +36,7 @@ def test_an_s3_root_keeps_a_local_instance_and_every_target_parses():
     for target in ("demo", "dev", "tensorboard", "test", "bench", "instance"):
         dry = subprocess.run(
             ["make", "-n", "-C", str(ROOT), target, f"LIVECROSS_HOME={root}"],
-            capture_output=True, text=True, timeout=60,
+            capture_output=True, text=True, timeout=60, env=CLEAN_ENV,
         )  # fmt: skip
         assert dry.returncode == 0 and "target pattern" not in dry.stderr, (target, dry.stderr)
 
@@ -47,7 +53,7 @@ def test_a_local_root_is_made_absolute_and_other_urls_are_refused():
 def test_make_clean_refuses_s3_without_force():
     r = subprocess.run(
         ["make", "-C", str(ROOT), "clean", "LIVECROSS_HOME=s3://bucket/prefix"],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True, text=True, timeout=60, env=CLEAN_ENV,
     )  # fmt: skip
     assert r.returncode != 0 and "make clean FORCE=1" in r.stderr
 
@@ -94,3 +100,46 @@ def test_the_simulator_documents_every_option_with_its_default():
         section = text.split(option, 2)[-1].split(" --", 1)[0]
         assert "(default:" in section, option
     assert "More hours of the same world" in text
+
+
+NOISE = (
+    "is currently in preview",
+    "is currently in beta",
+    "superseded and its usage is discouraged",
+)
+
+
+@pytest.mark.e2e
+def test_user_commands_are_free_of_preview_beta_and_supersession_noise(tmp_path):
+    env = {**os.environ, "DAGSTER_HOME": str(tmp_path), "LIVECROSS_HOME": str(tmp_path / "h")}
+    bin_ = Path(sys.executable).parent
+    for args in (
+        [str(bin_ / "dagster"), "asset", "materialize", "--select", "raw_live_events",
+         "--partition", "2026-01-01T00", "-m", "assets.definitions"],
+        [str(bin_ / "dagster"), "definitions", "validate", "-m", "assets.definitions"],
+    ):  # fmt: skip
+        r = subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+        for noise in NOISE:
+            assert noise not in r.stdout + r.stderr, (args[1:3], noise)
+
+
+@pytest.mark.e2e
+def test_plain_dagster_commands_reach_the_instance_named_in_env(tmp_path):
+    """No DAGSTER_HOME exported: the CLI takes it from the .env in its directory."""
+    import dagster as dg
+
+    instance_dir = tmp_path / "dagster_home"
+    instance_dir.mkdir()
+    (instance_dir / "dagster.yaml").write_text((ROOT / "infra" / "dagster.yaml").read_text())
+    write_env_file(tmp_path / ".env", {"DAGSTER_HOME": str(instance_dir)})
+    env = {k: v for k, v in os.environ.items() if k != "DAGSTER_HOME"}
+    bin_ = Path(sys.executable).parent
+    r = subprocess.run(
+        [str(bin_ / "dagster"), "sensor", "start", "landing_ready_sensor",
+         "-w", str(ROOT / "workspace.yaml")],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr[-3000:]
+    with dg.DagsterInstance.from_config(str(instance_dir)) as instance:
+        states = instance.all_instigator_state()
+        assert [(s.name, s.status.value) for s in states] == [("landing_ready_sensor", "RUNNING")]
