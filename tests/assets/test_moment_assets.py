@@ -27,6 +27,7 @@ from tests.dagster_helpers import (
 pytestmark = pytest.mark.slow
 HOURLY = MOMENT_ASSET_NAMES
 KEYS = [partition_key(parse_hour("2026-01-01-00:00") + i * HOUR_MS) for i in range(5)]
+STREAM_TABLES = ("moment_samples", "fast_samples", "slow_samples")
 
 
 @pytest.fixture(scope="module")
@@ -212,3 +213,35 @@ def test_missing_activity_snapshot_is_a_clear_failure_and_none_before_the_start(
     first = activity_before(empty, START_MS + 3 * HOUR_MS)
     assert first.table is None and first.since_ms == START_MS
     assert read_activity(empty, START_MS - HOUR_MS) is None
+
+
+def test_a_run_that_picks_some_label_tables_publishes_only_those(home, tmp_path):
+    """The label multi-asset is subsettable: a run asking for fast_samples alone rebuilds
+    fast_samples (identical bytes) and leaves the other three tables untouched."""
+    import shutil
+    from pathlib import Path
+
+    lake, _ = home
+    root = str(tmp_path / "copy")
+    shutil.copytree(lake.root, root)
+    copy = Store(root)
+    key = KEYS[3]
+    marker = {
+        a: Path(root) / partition_dir(a, key) / "_SUCCESS"
+        for a in (*STREAM_TABLES, "live_exposures")
+    }
+    before = {a: (p.read_bytes(), p.stat().st_mtime_ns) for a, p in marker.items()}
+    r = dg.materialize(
+        ASSETS + CHECKS,
+        selection=dg.AssetSelection.assets("fast_samples"),
+        partition_key=key,
+        resources=resources(root),
+    )
+    assert r.success
+    built = [e.asset_key.to_user_string() for e in r.get_asset_materialization_events()]
+    assert built == ["fast_samples"]
+    for asset, p in marker.items():
+        assert p.read_bytes() == before[asset][0], asset  # same inputs, same bytes
+        rewritten = p.stat().st_mtime_ns != before[asset][1]
+        assert rewritten == (asset == "fast_samples"), asset
+    assert copy.manifest(partition_dir("fast_samples", key)) is not None
