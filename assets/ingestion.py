@@ -5,7 +5,6 @@ from typing import Literal
 
 import dagster as dg
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from assets.lake import CATALOG, IN_ORDER_HINT, RAW_ASSETS, publish_table, require_published
 from assets.metadata import (
@@ -23,7 +22,7 @@ from assets.metadata import (
 from assets.partitions import PREVIOUS_HOUR, hourly_partitions, partition_hour, previous_key
 from ml import schema as S
 from ml.hours import HOUR_MS
-from ml.ingest.catalog import catalog_item_ids, ingest_catalog
+from ml.ingest.catalog import catalog_changes, catalog_item_ids, ingest_catalog
 from ml.ingest.landing_hour import IngestConfig, ingest_hour
 from ml.io.lake import partition_dir, quarantine_dir
 from ml.io.store import Store, parquet_bytes
@@ -55,7 +54,11 @@ def content_catalog(context: dg.AssetExecutionContext, storage: LakeStorage, lan
     result = ingest_catalog(landing.store(), as_of_ms=hour_ms + HOUR_MS)
     if not result.conserved():
         raise RuntimeError(f"catalog rows not conserved: {result.manifest()}")
-    man = {"partition": key, **result.manifest(), **changes_since(lake, hour_ms, result.tables)}
+    man = {
+        "partition": key,
+        **result.manifest(),
+        **catalog_changes(lake, _previous_dir(hour_ms), result.tables),
+    }
     if any(man["vanished"].values()):
         context.log.warning(
             f"rows of {CATALOG} {previous_key(hour_ms)} not in this export: {man['vanished']}"
@@ -89,23 +92,9 @@ def content_catalog(context: dg.AssetExecutionContext, storage: LakeStorage, lan
     )
 
 
-def changes_since(lake: Store, hour_ms: int, tables: dict[str, pa.Table]) -> dict:
-    """Rows new since catalog[H-1] and rows of it the export no longer holds, per table
-    (-1: the previous hour is not materialized, nothing to compare with)."""
+def _previous_dir(hour_ms: int) -> str | None:
     prev = previous_key(hour_ms)
-    rel = None if prev is None else partition_dir(CATALOG, prev)
-    new, vanished = {}, {}
-    for name, table in tables.items():
-        col = table.column_names[0]  # the table's id
-        if prev is None or lake.manifest(rel) is None:
-            new[name] = table.num_rows if prev is None else -1
-            vanished[name] = 0 if prev is None else -1
-            continue
-        old = lake.read_parquet(f"{rel}/{name}.parquet", [col]).column(col)
-        ids = table.column(col)
-        new[name] = int(pc.sum(pc.invert(pc.is_in(ids, value_set=old))).as_py() or 0)
-        vanished[name] = int(pc.sum(pc.invert(pc.is_in(old, value_set=ids))).as_py() or 0)
-    return {"new": new, "vanished": vanished}
+    return None if prev is None else partition_dir(CATALOG, prev)
 
 
 def read_catalog_items(lake: Store, domain: str, key: str) -> pa.Array:

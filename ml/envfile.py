@@ -24,7 +24,6 @@ from pathlib import Path
 _KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # KEY=value, KEY="value", KEY='value', optionally after "export ".
 _LINE_RE = re.compile(r"^\s*(?:export\s+)?(?P<key>[A-Za-z_][A-Za-z0-9_]*)\s*=\s*(?P<value>.*)$")
-_DEFAULT_RE = re.compile(r"^\$\{(?P<key>[A-Za-z_][A-Za-z0-9_]*):-(?P<default>[^}]*)\}$")
 # What a value may hold and still be written bare: no quote, comment, escape or brace
 # characters that python-dotenv would read differently.
 _BARE_RE = re.compile(r"^[^\s\"'#\\{}$`]*$")
@@ -51,31 +50,6 @@ def _parse(line: str) -> tuple[str, str] | None:
     if not m:
         return None
     return m.group("key"), m.group("value").strip()
-
-
-def _unquote(raw: str) -> str:
-    if len(raw) >= 2 and raw[0] == raw[-1] and raw[0] in "\"'":
-        return raw[1:-1]
-    # an unquoted value ends at " #" (a trailing comment)
-    return re.split(r"\s+#", raw, maxsplit=1)[0].strip()
-
-
-def read_env_defaults(path: str | os.PathLike) -> dict[str, str]:
-    """Every key of the file with its default: ``value`` for ``KEY=${KEY:-value}``, the
-    plain value otherwise. A missing file gives {}."""
-    p = Path(path)
-    if not p.exists():
-        return {}
-    out: dict[str, str] = {}
-    for line in p.read_text().splitlines():
-        parsed = _parse(line)
-        if parsed is None:
-            continue
-        key, raw = parsed
-        value = _unquote(raw)
-        m = _DEFAULT_RE.match(value)
-        out[key] = m.group("default") if m and m.group("key") == key else value
-    return out
 
 
 def write_env_file(path: str | os.PathLike, values: dict[str, str]) -> None:

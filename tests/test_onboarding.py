@@ -143,3 +143,18 @@ def test_plain_dagster_commands_reach_the_instance_named_in_env(tmp_path):
     with dg.DagsterInstance.from_config(str(instance_dir)) as instance:
         states = instance.all_instigator_state()
         assert [(s.name, s.status.value) for s in states] == [("landing_ready_sensor", "RUNNING")]
+
+
+def test_values_a_env_file_cannot_hold_are_refused(tmp_path):
+    from ml.envfile import main
+
+    env = tmp_path / ".env"
+    for bad in ("a}b", "line\nbreak", 'q"uote', "$HOME"):
+        with pytest.raises(ValueError, match=r"cannot be written to a \.env file"):
+            write_env_file(env, {"LIVECROSS_HOME": bad})
+    with pytest.raises(ValueError, match="invalid variable name"):
+        write_env_file(env, {"1BAD": "x"})
+    assert not env.exists()  # nothing half-written
+    assert main([str(env), "NOEQUALS"]) == 2 and not env.exists()
+    write_env_file(env, {"LIVECROSS_HOME": "/a dir/with space"})  # quoted, still read back
+    assert 'LIVECROSS_HOME="${LIVECROSS_HOME:-/a dir/with space}"' in env.read_text()

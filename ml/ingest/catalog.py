@@ -260,8 +260,25 @@ def catalog_item_ids(lake: Store, catalog_dir: str, domain: str) -> pa.Array:
 def catalog_id_columns(lake: Store, catalog_dir: str) -> dict[str, pa.ChunkedArray]:
     """The key column of each published catalog table, named ``<table>_<key>`` (the
     catalog check's uniqueness and non-null rules read these)."""
-    keys = {"authors": "author_id", "short_videos": "item_id", "rooms": "item_id"}
     return {
         f"{t}_{k}": lake.read_parquet(f"{catalog_dir}/{t}.parquet", columns=[k]).column(k)
-        for t, k in keys.items()
+        for t, k in _KEY.items()
     }
+
+
+def catalog_changes(lake: Store, previous_dir: str | None, tables: dict[str, pa.Table]) -> dict:
+    """Rows of ``tables`` new since the published catalog at ``previous_dir``, and rows of
+    it they no longer hold, per table by its key. ``previous_dir`` None: the first hour
+    (every row is new); a previous catalog that is not published: -1 (nothing to compare)."""
+    new, vanished = {}, {}
+    for name, table in tables.items():
+        key = _KEY[name]
+        if previous_dir is None or lake.manifest(previous_dir) is None:
+            new[name] = table.num_rows if previous_dir is None else -1
+            vanished[name] = 0 if previous_dir is None else -1
+            continue
+        old = lake.read_parquet(f"{previous_dir}/{name}.parquet", [key]).column(key)
+        ids = table.column(key)
+        new[name] = int(pc.sum(pc.invert(pc.is_in(ids, value_set=old))).as_py() or 0)
+        vanished[name] = int(pc.sum(pc.invert(pc.is_in(old, value_set=ids))).as_py() or 0)
+    return {"new": new, "vanished": vanished}

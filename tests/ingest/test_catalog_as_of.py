@@ -11,7 +11,7 @@ import pyarrow.compute as pc
 import pytest
 
 from ml.hours import HOUR_MS
-from ml.ingest.catalog import check_export_covers, ingest_catalog
+from ml.ingest.catalog import catalog_changes, check_export_covers, ingest_catalog
 from ml.ingest.landing import LandingHourNotReadyError
 from ml.io.store import Store
 from tests.landing_helpers import AUTHOR, H0, ROOM, write_catalog
@@ -80,3 +80,26 @@ def test_an_export_older_than_the_hour_is_not_ready(store):
     # an export without as_of_ms is a complete historical dump: it covers every hour
     store.write_bytes("landing/catalog/_SUCCESS", b"{}")
     check_export_covers(store, H0 + 100 * HOUR_MS)
+
+
+def test_what_is_new_and_what_vanished_since_the_hour_before(store, tmp_path):
+    from ml.io.store import parquet_bytes
+
+    lake = Store(str(tmp_path / "lake"))
+    first = ingest_catalog(store, as_of_ms=H0 + HOUR_MS).tables
+    assert catalog_changes(lake, None, first)["new"] == {n: t.num_rows for n, t in first.items()}
+    # the previous hour not published: nothing to compare with
+    assert catalog_changes(lake, "lake/content_catalog/x", first)["new"]["rooms"] == -1
+    lake.publish(
+        "lake/content_catalog/x", {f"{n}.parquet": parquet_bytes(t) for n, t in first.items()}, {}
+    )
+    second = ingest_catalog(store, as_of_ms=H0 + 2 * HOUR_MS).tables
+    changes = catalog_changes(lake, "lake/content_catalog/x", second)
+    assert changes["new"] == {"authors": 0, "short_videos": 0, "rooms": 1}  # LATE_ROOM
+    assert changes["vanished"] == {"authors": 0, "short_videos": 0, "rooms": 0}
+    # an export that lost a room: the next hour says so
+    shrunk = {
+        **second,
+        "rooms": second["rooms"].filter(pc.equal(second["rooms"]["item_id"], LATE_ROOM)),
+    }
+    assert catalog_changes(lake, "lake/content_catalog/x", shrunk)["vanished"]["rooms"] == 1
