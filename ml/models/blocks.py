@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from ml.models.attention import attend_and_mean
 from ml.models.gather import lookup
 
 _M32 = 0xFFFFFFFF
@@ -174,7 +175,8 @@ class TargetAttention(nn.Module):
     what makes 5 GSUs × 50 items cheap on a CPU. (A key bias only adds a per-query constant
     to every score and cancels in the softmax, so keys have none.)
 
-    Padded items get exactly zero weight; a sequence with no real item outputs zeros.
+    Padded items get exactly zero weight; a sequence with no real item outputs zeros
+    (and a zero mean).
     """
 
     def __init__(self, cfg: TargetAttentionConfig):
@@ -200,7 +202,11 @@ class TargetAttention(nn.Module):
         linear_init_(self.w_v, self.b_v, dk)
         linear_init_(self.w_o, self.b_o, h * dh)
 
-    def forward(self, query: torch.Tensor, keys: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, query: torch.Tensor, keys: torch.Tensor, mask: torch.Tensor, with_mean: bool = False
+    ):
+        """-> out (B, G, Dout); with ``with_mean`` also the keys' masked mean (B, G, Dk)
+        (``attend_and_mean``: one more row of the pooling matmul)."""
         single = keys.dim() == 3
         if single:
             keys, mask = keys.unsqueeze(1), mask.unsqueeze(1)
@@ -214,17 +220,16 @@ class TargetAttention(nn.Module):
         qk = torch.einsum("bghe,ghde->bghd", q, self.w_k)  # (B, G, H, Dk)
 
         x = keys.reshape(b * g, n, dk)
-        m = mask.reshape(b * g, 1, n)
-        scores = torch.bmm(qk.reshape(b * g, h, dk), x.transpose(1, 2))  # (BG, H, L)
-        # finfo.min, not -inf: a padded item's weight is exactly 0 (exp underflows) and an
-        # all-padded row stays finite (uniform weights), zeroed by the any-item mask below.
-        scores = scores.masked_fill(~m, torch.finfo(scores.dtype).min)
-        attn = torch.softmax(scores, dim=-1)
-        pooled = torch.bmm(attn.to(x.dtype), x).view(b, g, h, dk)
+        pooled, mean = attend_and_mean(qk.reshape(b * g, h, dk), x, mask.reshape(b * g, n))
+        pooled = pooled.view(b, g, h, dk)
         v = torch.einsum("bghd,ghde->bghe", pooled, self.w_v) + self.b_v
         out = torch.einsum("bgf,gfo->bgo", v.reshape(b, g, h * dh), self.w_o) + self.b_o
         out = out * mask.any(dim=-1, keepdim=True).to(out.dtype)
-        return out.squeeze(1) if single else out
+        if single:
+            out, mean = out.squeeze(1), mean.view(b, dk)
+        else:
+            mean = mean.view(b, g, dk)
+        return (out, mean) if with_mean else out
 
 
 def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

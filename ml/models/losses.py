@@ -12,6 +12,7 @@ labelled (for the slow stream: a positive the fast stream missed).
 
 from __future__ import annotations
 
+import math
 from typing import Literal
 
 import torch
@@ -71,6 +72,14 @@ def stream_loss(
     raise ValueError(f"unknown stream {stream!r}; one of {STREAMS}")
 
 
+# Elements of one block of the blocked InfoNCE's (K, rows, B) fp32 logits: 2 MB, so a block
+# stays in cache, where a whole (K, B, B) tensor (16 MB at K=4, B=1024) is written, read
+# and freshly allocated (page-faulted) several times a step by the plain twin.
+BLOCK_ELEMENTS = 1 << 19
+_LOG2_E = 1.0 / math.log(2.0)
+_LN_2 = math.log(2.0)
+
+
 def info_nce(
     anchor: torch.Tensor,
     other: torch.Tensor,
@@ -84,14 +93,34 @@ def info_nce(
     Row b's positive is other[b]; the other valid rows of the batch are its negatives.
     Returns the mean over valid rows, averaged over the pairings that have one; 0 (with a
     graph) when no row is valid.
+
+    Computed by ``_BlockedInfoNCE`` (row blocks, loss and gradient in one pass); the
+    plain twin ``info_nce_reference`` is the same formula on whole tensors.
     """
     # float32 throughout, even under AMP: in fp16 the finfo.min bias below becomes -inf,
-    # and an all-masked row's log_softmax NaN would reach the gradients.
+    # and an all-masked row's NaN would reach the gradients.
     with torch.autocast(device_type=anchor.device.type, enabled=False):
-        return _info_nce(anchor, other, temperature, valid)
+        a, o, weight, bias = _prepare(anchor, other, temperature, valid)
+        return _BlockedInfoNCE.apply(a[0], o, weight, bias)
 
 
-def _info_nce(anchor, other, temperature, valid):
+def info_nce_reference(anchor, other, temperature, valid=None) -> torch.Tensor:
+    """``info_nce`` on whole (K, B, B) tensors through autograd: the twin tests compare to."""
+    with torch.autocast(device_type=anchor.device.type, enabled=False):
+        a, o, weight, bias = _prepare(anchor, other, temperature, valid)
+        logits = torch.baddbmm(bias, a, o.transpose(1, 2))  # (K, B, B)
+        # log_softmax + diagonal = cross entropy with target b for row b.
+        logp = torch.log_softmax(logits, dim=-1).diagonal(dim1=1, dim2=2)  # (K, B)
+        return -(weight * logp).sum()
+
+
+def _prepare(anchor, other, temperature, valid):
+    """-> (anchors / τ (K, B, D), others (K, B, D), row weights (K, B), column bias (K, 1, B)).
+
+    A row's weight is its share of the result: 1 / (valid rows of its pairing x pairings
+    with a valid row), 0 for a row that takes no part. An invalid row must be nobody's
+    negative: its column gets a finfo.min bias, which keeps even an all-invalid row finite.
+    """
     single = other.dim() == 2
     o = F.normalize((other.unsqueeze(0) if single else other).float(), dim=-1)
     k, b, _ = o.shape
@@ -101,16 +130,59 @@ def _info_nce(anchor, other, temperature, valid):
         valid = torch.ones(k, b, dtype=torch.bool, device=o.device)
     elif valid.dim() == 1:
         valid = valid.unsqueeze(0).expand(k, b)
-    # An invalid row must be nobody's negative: a finfo.min column bias, added inside the
-    # matmul (baddbmm), excludes it and keeps even an all-invalid row finite.
+    n_k = valid.sum(1, keepdim=True).to(o.dtype)  # (K, 1)
+    n_pairings = (n_k > 0).sum().clamp(min=1).to(o.dtype)
+    weight = valid.to(o.dtype) / (n_k.clamp(min=1.0) * n_pairings)
     bias = torch.zeros(k, 1, b, device=o.device, dtype=o.dtype)
     bias = bias.masked_fill(~valid.unsqueeze(1), torch.finfo(o.dtype).min)
-    logits = torch.baddbmm(bias, a, o.transpose(1, 2))  # (K, B, B)
-    # log_softmax + diagonal = cross entropy with target b for row b (logsumexp is ~5x
-    # slower than log_softmax on CPU).
-    logp = torch.log_softmax(logits, dim=-1).diagonal(dim1=1, dim2=2)  # (K, B)
-    per_k = torch.where(valid, -logp, torch.zeros_like(logp)).sum(1)
-    n_k = valid.sum(1).to(per_k.dtype)
-    has = n_k > 0
-    mean_k = torch.where(has, per_k / n_k.clamp(min=1.0), torch.zeros_like(per_k))
-    return mean_k.sum() / has.sum().clamp(min=1).to(per_k.dtype)
+    return a, o, weight, bias
+
+
+class _BlockedInfoNCE(torch.autograd.Function):
+    """Σ_kb w_kb · (logsumexp_c l_kbc − l_kbb), l_kbc = a_b · o_kc + bias_kc, over row blocks.
+
+    a (B, D) the scaled anchors (shared by the K pairings), o (K, B, D), w (K, B),
+    bias (K, 1, B) -> scalar. A block of R rows builds its (K, R, B) logits in one bmm,
+    the bias riding in it as one more key column (anchors get a 1 there: no broadcast
+    copy). It takes the loss and, when a gradient is wanted, the logits' gradient
+    w · (softmax − onehot) at once, which two more bmms turn into the block's share of
+    ∂a and ∂o. Backward only scales the stored gradients: no (K, B, B) tensor ever
+    exists, and the arithmetic is the twin's.
+    """
+
+    @staticmethod
+    def forward(ctx, a, o, weight, bias):
+        k, b, d = o.shape
+        want_grad = ctx.needs_input_grad[0] or ctx.needs_input_grad[1]
+        # Logits in base 2 (o scaled by log2 e): torch's exp2 is ~4x faster than its exp
+        # on CPU, and 2^(x log2 e) = e^x. The bias row is not scaled: finfo.min stays
+        # finite, so even an all-invalid row has a finite maximum.
+        keys = torch.cat([o.transpose(1, 2) * _LOG2_E, bias], dim=1)  # (K, D+1, B)
+        queries = torch.cat([a, a.new_ones(b, 1)], dim=1)  # (B, D+1)
+        grad_a, grad_o_t = torch.zeros_like(a), o.new_zeros(k, d, b)
+        rows = max(1, BLOCK_ELEMENTS // (k * b))
+        total = a.new_zeros(())
+        for r0 in range(0, b, rows):
+            r1 = min(b, r0 + rows)
+            logits = torch.bmm(queries[r0:r1].expand(k, -1, -1), keys)  # (K, R, B)
+            positive = logits.diagonal(offset=r0, dim1=1, dim2=2).clone()  # (K, R)
+            top = logits.amax(-1, keepdim=True)
+            p = logits.sub_(top).exp2_()  # in place: the block's logits are not needed again
+            norm = p.sum(-1, keepdim=True)
+            w = weight[:, r0:r1]
+            # logsumexp - positive, back in natural units
+            nll = _LN_2 * (top.squeeze(-1) - positive) + norm.log().squeeze(-1)
+            total = total + (w * nll).sum()
+            if want_grad:
+                g = p.mul_(w.unsqueeze(-1) / norm)  # w · softmax
+                g.diagonal(offset=r0, dim1=1, dim2=2).sub_(w)
+                grad_a[r0:r1] = torch.bmm(g, o).sum(0)
+                grad_o_t.baddbmm_(a[r0:r1].T.expand(k, -1, -1), g)
+        ctx.save_for_backward(grad_a, grad_o_t.transpose(1, 2))
+        return total
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_out):
+        grad_a, grad_o = ctx.saved_tensors
+        return grad_a * grad_out, grad_o * grad_out, None, None

@@ -248,7 +248,7 @@ class MomentCrossModel(nn.Module):
         return out.view(*x.seq_mask.shape, v.shape[-1])
 
     def _encode(self, x: RankingInputs) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """-> (backbone input (B, backbone_in_dim), GSU items (B, G, L, d) or None)."""
+        """-> (backbone input (B, backbone_in_dim), GSU item means (B, G, d) or None)."""
         cfg = self.cfg
         b = x.batch_size
         _check_shapes(cfg, x)
@@ -258,14 +258,15 @@ class MomentCrossModel(nn.Module):
         ctx = lookup(self.context.weight, ctx).reshape(b, -1)
         query = room + author + self._content(x.content_table, x.room_row)
         parts = [user, room, author, ctx, query]
-        items = None
+        means = None
         if cfg.use_cross:
             items = self._gsu_items(x)
-            parts.append(self.esu(query, items, x.seq_mask).reshape(b, -1))  # (B, G*d)
+            esu, means = self.esu(query, items, x.seq_mask, with_mean=True)
+            parts.append(esu.reshape(b, -1))  # (B, G*d)
         if cfg.use_realtime:
             parts.append(x.room_feats.to(user.dtype))
         parts.append(x.user_feats.to(user.dtype))
-        return torch.cat(parts, dim=-1), items
+        return torch.cat(parts, dim=-1), means
 
     def _head(self, h: torch.Tensor) -> torch.Tensor:
         reps = self.backbone(h)  # (T, B, D)
@@ -280,24 +281,22 @@ class MomentCrossModel(nn.Module):
 
     def forward_train(self, x: RankingInputs) -> tuple[torch.Tensor, torch.Tensor]:
         """-> (logits (B, T), align_loss scalar; 0 when use_cross is False)."""
-        h, items = self._encode(x)
+        h, means = self._encode(x)
         logits = self._head(h)
-        if items is None:
+        if means is None:
             return logits, logits.new_zeros(())
-        return logits, self.align_loss(items, x.seq_mask)
+        return logits, self.align_loss(means, x.seq_mask)
 
-    def align_loss(self, items: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def align_loss(self, means: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """InfoNCE of L2(mean V_mixed) against L2(mean V_i) for every other GSU i.
 
-        items (B, G, L, d), mask (B, G, L). In each pairing only rows where both sequences
-        have a real item take part; the pairings are averaged.
+        means (B, G, d) of each GSU's real items (the ESU's by-product), mask (B, G, L).
+        In each pairing only rows where both sequences have a real item take part; the
+        pairings are averaged.
         """
-        # items are zero at padded positions already: a plain sum is the masked sum.
-        counts = mask.sum(-1)  # (B, G)
-        means = items.sum(2) / counts.clamp(min=1).unsqueeze(-1).to(items.dtype)  # (B, G, d)
         anchor = means[:, self.mixed_index]
         others = means.index_select(1, self.other_index).transpose(0, 1)  # (K, B, d)
-        has = counts > 0
+        has = mask.any(-1)  # (B, G)
         valid = has[:, self.mixed_index].unsqueeze(0) & has.index_select(1, self.other_index).T
         return info_nce(anchor, others, self.cfg.tau, valid)
 

@@ -1,4 +1,5 @@
-"""Blocks: hashing, MLP, target attention (the ESU), the input contract's helpers."""
+"""Blocks: hashing, MLP, target attention (the ESU) and its pooling core, the input
+contract's helpers."""
 
 import dataclasses
 
@@ -6,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 
+from ml.models.attention import attend_and_mean, attend_and_mean_reference
 from ml.models.blocks import (
     MLP,
     HashedEmbedding,
@@ -206,3 +208,66 @@ def test_random_inputs_follow_the_contract():
         dataclasses.replace(sub, seq_mask=sub.seq_mask.long()).validate()
     with pytest.raises(ValueError):
         dataclasses.replace(sub, room_row=x.room_row).validate()  # wrong batch size
+
+
+# ---- attend_and_mean: the written-out backward against autograd's ----------------------------
+
+
+def _pooling_case(n=12, h=2, length=9, d=5, dtype=torch.float64, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    qk = torch.randn(n, h, d, generator=g, dtype=dtype, requires_grad=True)
+    keys = torch.randn(n, length, d, generator=g, dtype=dtype, requires_grad=True)
+    mask = torch.rand(n, length, generator=g) < 0.6
+    mask[0] = False  # an empty sequence
+    mask[1] = True  # a full one
+    return qk, keys, mask
+
+
+def test_attend_and_mean_equals_its_autograd_twin_values_and_gradients():
+    qk, keys, mask = _pooling_case()
+    pooled, mean = attend_and_mean(qk, keys, mask)
+    ref_pooled, ref_mean = attend_and_mean_reference(qk, keys, mask)
+    torch.testing.assert_close(pooled, ref_pooled)
+    torch.testing.assert_close(mean, ref_mean)
+    real = mask.to(keys.dtype)
+    torch.testing.assert_close(
+        mean[1:], (keys * real[..., None]).sum(1)[1:] / real.sum(1)[1:, None]
+    )
+    assert torch.equal(mean[0], torch.zeros_like(mean[0]))
+    g = torch.Generator().manual_seed(1)
+    w_p, w_m = torch.randn(pooled.shape, generator=g), torch.randn(mean.shape, generator=g)
+
+    def grads(fn):
+        p, m = fn(qk, keys, mask)
+        return torch.autograd.grad((p * w_p).sum() + (m * w_m).sum(), (qk, keys))
+
+    for got, want in zip(grads(attend_and_mean), grads(attend_and_mean_reference), strict=True):
+        torch.testing.assert_close(got, want)
+
+
+def test_attend_and_mean_gradcheck_and_padded_items_get_no_gradient():
+    qk, keys, mask = _pooling_case(n=4, length=6, d=3)
+    assert torch.autograd.gradcheck(lambda q, k: attend_and_mean(q, k, mask), (qk, keys))
+    pooled, mean = attend_and_mean(qk, keys, mask)
+    (grad_keys,) = torch.autograd.grad(pooled[1:].sum() + mean.sum(), keys)
+    assert torch.equal(grad_keys[~mask], torch.zeros_like(grad_keys[~mask]))
+
+
+def test_attend_and_mean_under_bf16_autocast_runs_in_bf16_with_finite_gradients():
+    qk, keys, mask = _pooling_case(dtype=torch.float32)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        pooled, mean = attend_and_mean(qk, keys, mask)
+    assert pooled.dtype == mean.dtype == torch.bfloat16
+    (pooled.float().sum() + mean.float().sum()).backward()
+    assert qk.grad.dtype == keys.grad.dtype == torch.float32
+    assert torch.isfinite(qk.grad).all() and torch.isfinite(keys.grad).all()
+    ref_pooled, _ = attend_and_mean_reference(qk.detach(), keys.detach(), mask)
+    torch.testing.assert_close(pooled.float(), ref_pooled, atol=0.05, rtol=0.05)
+
+
+def test_target_attention_mean_is_the_masked_mean_of_the_keys():
+    att, query, keys, mask = _attention_case()
+    out, mean = att(query, keys, mask, with_mean=True)
+    assert torch.equal(out, att(query, keys, mask))
+    want, _ = masked_mean(keys, mask)
+    torch.testing.assert_close(mean, want)

@@ -152,3 +152,39 @@ def test_info_nce_under_autocast_stays_float32_and_finite():
     loss.backward()
     assert torch.isfinite(a.grad).all()
     torch.testing.assert_close(loss, info_nce(a[:3], o[0, :3], 0.1))
+
+
+@pytest.mark.parametrize("block", [1 << 19, 64, 7])  # one block; several; rows not dividing B
+@pytest.mark.parametrize("single", [False, True])
+def test_blocked_info_nce_equals_its_autograd_twin(monkeypatch, block, single):
+    import ml.models.losses as losses
+
+    monkeypatch.setattr(losses, "BLOCK_ELEMENTS", block)
+    g = torch.Generator().manual_seed(3)
+    a = torch.randn(13, 5, generator=g, requires_grad=True)
+    o = torch.randn(*(() if single else (3,)), 13, 5, generator=g, requires_grad=True)
+    valid = torch.rand(o.shape[:-1], generator=g) < 0.7
+    if not single:
+        valid[1] = False  # a pairing with no valid row
+    for tau in (0.5, 0.01):  # a cold one: logit gaps of 200, exact only with a true max
+        got = losses.info_nce(a, o, tau, valid)
+        want = losses.info_nce_reference(a, o, tau, valid)
+        torch.testing.assert_close(got, want)
+        grads = torch.autograd.grad(got, (a, o))
+        ref = torch.autograd.grad(want, (a, o))
+        for x, y in zip(grads, ref, strict=True):  # fp32 sums in another order, 1/τ = 100
+            torch.testing.assert_close(x, y, rtol=1e-4, atol=1e-4)
+    assert torch.isfinite(got)
+
+
+def test_blocked_info_nce_without_grad_and_scaled_backward():
+    g = torch.Generator().manual_seed(4)
+    a, o = torch.randn(9, 4, generator=g), torch.randn(2, 9, 4, generator=g)
+    with torch.no_grad():
+        plain = info_nce(a, o, 0.2)
+    a.requires_grad_(True)
+    loss = info_nce(a, o, 0.2)
+    torch.testing.assert_close(loss.detach(), plain)
+    (g1,) = torch.autograd.grad(loss, a)
+    (g3,) = torch.autograd.grad(3.0 * info_nce(a, o, 0.2), a)
+    torch.testing.assert_close(g3, 3.0 * g1)
