@@ -208,44 +208,46 @@ class MomentCrossModel(nn.Module):
     def _gsu_items(self, x: RankingInputs) -> torch.Tensor:
         """GSU item representations (B, G, L, d); padded positions are exactly zero.
 
-        Only the real positions are looked up (padding is 30-60 % of a GSU table), then
-        scattered into zeros: padded positions cannot reach the attention, the means or
-        the gradients, whatever they hold. The item-level part (item, author, category,
-        content) is computed once per distinct item of the batch and gathered: the five
-        GSUs and the users of a batch repeat the same items many times over.
+        The item-level part (item, author, category, content) is computed once per
+        distinct item of the batch and gathered: the five GSUs and the users of a batch
+        repeat the same items many times over. Padding is one more "item" whose row is
+        zero, and a zero row of the (gap x action) table, so the gathers write the padded
+        layout directly, with no scatter into zeros: padded positions cannot reach the
+        attention, the means or the gradients, whatever their ids hold.
         """
         cfg = self.cfg
         mask = x.seq_mask.reshape(-1)
-        real = mask.nonzero().squeeze(1)
-
-        def at(t: torch.Tensor) -> torch.Tensor:
-            return t.reshape(-1).index_select(0, real)
-
-        cat = at(x.seq_category)
+        cat = x.seq_category.reshape(-1)
         # Fold unseen category codes into range but keep 0 (pad/unknown) apart.
         cat = torch.where(cat > 0, (cat - 1) % (cfg.n_categories - 1) + 1, 0)
-        item, author, row = at(x.seq_item), at(x.seq_author), at(x.seq_row)
+        item, author, row = (t.reshape(-1) for t in (x.seq_item, x.seq_author, x.seq_row))
         n_rows = x.content_table.shape[0]
         w = self.seq_small.weight
-        key, inverse = _distinct_items(
-            (item, cfg.item_rows), (author, cfg.seq_author_rows), (cat, cfg.n_categories),
-            (row, n_rows),
+        first, inverse = _distinct_items(
+            mask, (item, cfg.item_rows), (author, cfg.seq_author_rows),
+            (cat, cfg.n_categories), (row, n_rows),
         )  # fmt: skip
-        if key is not None:
-            item, author, cat, row = (t.index_select(0, key) for t in (item, author, cat, row))
+        if first is not None:
+            item, author, cat, row = (t.index_select(0, first) for t in (item, author, cat, row))
+            real = mask.index_select(0, first)
+        else:  # every position computed, as it comes
+            real = mask
         per_item = lookup(self.seq_item.weight, item) + lookup(self.seq_author.weight, author)
         per_item = per_item + lookup(w, cat) + self._content(x.content_table, row)
+        per_item = per_item * real.unsqueeze(1).to(per_item.dtype)  # padding's row: zero
         v = per_item if inverse is None else lookup(per_item, inverse)
         # Gap and action together: one lookup in their (gap x action) table of sums, not
-        # two over every position (the table has 24 x 32 rows; positions are ~10^5).
+        # two over every position (the table has 24 x 32 rows; positions are ~10^5), with
+        # one zero row more for padding.
         gap0, act0 = self._gap_start, self._action_start
         gap_w, act_w = w[gap0 : gap0 + N_GAP_BUCKETS], w[act0 : act0 + N_ACTION_CODES]
         pair_w = (gap_w.unsqueeze(1) + act_w.unsqueeze(0)).reshape(-1, w.shape[-1])
-        gap = at(x.seq_gap).clamp(0, N_GAP_BUCKETS - 1)
-        act = at(x.seq_action).clamp(0, N_ACTION_CODES - 1)
-        v = v + lookup(pair_w, gap * N_ACTION_CODES + act)
-        out = v.new_zeros(mask.shape[0], v.shape[-1]).index_copy(0, real, v)
-        return out.view(*x.seq_mask.shape, v.shape[-1])
+        pair_w = torch.cat([pair_w, pair_w.new_zeros(1, pair_w.shape[1])])
+        gap = x.seq_gap.reshape(-1).clamp(0, N_GAP_BUCKETS - 1)
+        act = x.seq_action.reshape(-1).clamp(0, N_ACTION_CODES - 1)
+        pair = torch.where(mask, gap * N_ACTION_CODES + act, pair_w.shape[0] - 1)
+        v = v + lookup(pair_w, pair)
+        return v.view(*x.seq_mask.shape, v.shape[-1])
 
     def _encode(self, x: RankingInputs) -> tuple[torch.Tensor, torch.Tensor | None]:
         """-> (backbone input (B, backbone_in_dim), GSU item means (B, G, d) or None)."""
@@ -321,10 +323,11 @@ def _check_shapes(cfg: MomentCrossConfig, x: RankingInputs) -> None:
         )
 
 
-def _distinct_items(*fields: tuple[torch.Tensor, int]):
-    """(first position of each distinct combination, each position's distinct index) of
-    int64 fields with values in [0, bound), packed into one int64 key; (None, None) when
-    the bounds do not fit 62 bits (then every position is computed, as it comes)."""
+def _distinct_items(mask: torch.Tensor, *fields: tuple[torch.Tensor, int]):
+    """(a position of each distinct combination, each position's distinct index) of int64
+    fields with values in [0, bound), packed into one int64 key; every position where
+    ``mask`` is False is one combination of its own (padding). (None, None) when the
+    bounds do not fit 62 bits (then every position is computed, as it comes)."""
     span = 1
     for _, bound in fields:
         span *= max(int(bound), 1)
@@ -333,6 +336,7 @@ def _distinct_items(*fields: tuple[torch.Tensor, int]):
     key = torch.zeros_like(fields[0][0])
     for t, bound in fields:
         key = key * int(bound) + t
+    key = torch.where(mask, key, -1)
     distinct, inverse = torch.unique(key, return_inverse=True)
     first = torch.empty(len(distinct), dtype=torch.long, device=key.device)
     first.scatter_(0, inverse, torch.arange(len(key), device=key.device))  # any occurrence

@@ -249,9 +249,11 @@ def test_items_computed_once_per_distinct_item_equal_every_position_computed(mon
     x = dataclasses.replace(x, seq_item=x.seq_item % 3 + 1)
     logits, align, grads = outputs_and_grads(m, x)
     first, inverse = R._distinct_items(
-        (torch.tensor([5, 7, 5, 5]), 10), (torch.tensor([1, 1, 1, 2]), 3)
-    )
-    assert len(first) == 3 and inverse.tolist() == [0, 2, 0, 1]
+        torch.tensor([True, True, True, True, False, False]),
+        (torch.tensor([5, 7, 5, 5, 5, 0]), 10), (torch.tensor([1, 1, 1, 2, 1, 0]), 3),
+    )  # fmt: skip
+    # padding (whatever its ids) is one combination of its own, sorted first
+    assert len(first) == 4 and inverse.tolist() == [1, 3, 1, 2, 0, 0]
     monkeypatch.setattr(R, "_distinct_items", lambda *f: (None, None))
     plain_logits, plain_align, plain_grads = outputs_and_grads(m, x)
     assert torch.equal(logits, plain_logits) and torch.equal(align, plain_align)
