@@ -1,7 +1,9 @@
-"""Ranking models (plain torch, no Dagster): Moment & Cross and its building blocks.
+"""Models (plain torch, no Dagster): Moment & Cross ranking and ContentCTR.
 
-``inputs`` is the contract a data loader fills, ``ranking`` the model, ``losses`` the
-label streams' losses; ``blocks`` and ``experts`` are the parts.
+Ranking: ``inputs`` is the contract a data loader fills, ``ranking`` the model, ``losses``
+the label streams' losses; ``blocks``, ``attention``, ``experts`` and ``gather`` are the
+parts. ContentCTR: ``content_ctr`` the model, ``content_losses`` its losses (point,
+pairwise, DTW alignment), ``soft_dtw`` the distance the alignment is built on.
 """
 
 from ml.models.inputs import N_GAP_BUCKETS, RankingInputs, gap_buckets, random_inputs
