@@ -22,7 +22,7 @@ from ml.models.blocks import (
     TargetAttentionConfig,
 )
 from ml.models.experts import PLE, BatchedExperts, BatchedExpertsConfig, MMoE, MMoEConfig, PLEConfig
-from ml.models.gather import lookup
+from ml.models.gather import lookup, lookup_sum
 from ml.models.inputs import N_CONTEXT, N_GAP_BUCKETS, N_PAGE_CODES, RankingInputs
 from ml.models.losses import info_nce
 from ml.schema import EMBED_DIM, GSUS, N_ACTION_CODES, TASKS
@@ -235,7 +235,6 @@ class MomentCrossModel(nn.Module):
         per_item = lookup(self.seq_item.weight, item) + lookup(self.seq_author.weight, author)
         per_item = per_item + lookup(w, cat) + self._content(x.content_table, row)
         per_item = per_item * real.unsqueeze(1).to(per_item.dtype)  # padding's row: zero
-        v = per_item if inverse is None else lookup(per_item, inverse)
         # Gap and action together: one lookup in their (gap x action) table of sums, not
         # two over every position (the table has 24 x 32 rows; positions are ~10^5), with
         # one zero row more for padding.
@@ -246,7 +245,10 @@ class MomentCrossModel(nn.Module):
         gap = x.seq_gap.reshape(-1).clamp(0, N_GAP_BUCKETS - 1)
         act = x.seq_action.reshape(-1).clamp(0, N_ACTION_CODES - 1)
         pair = torch.where(mask, gap * N_ACTION_CODES + act, pair_w.shape[0] - 1)
-        v = v + lookup(pair_w, pair)
+        if inverse is None:
+            v = per_item + lookup(pair_w, pair)
+        else:  # one pass: both gathers and their sum (ml.models.gather)
+            v = lookup_sum(per_item, inverse, pair_w, pair)
         return v.view(*x.seq_mask.shape, v.shape[-1])
 
     def _encode(self, x: RankingInputs) -> tuple[torch.Tensor, torch.Tensor | None]:

@@ -51,3 +51,34 @@ def test_out_of_range_rows_fail_before_the_unchecked_kernel():
     weight = torch.randn(5, 2, requires_grad=True)
     with pytest.raises(IndexError):
         lookup(weight, torch.tensor([0, 5]))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16])
+def test_lookup_sum_equals_two_lookups_and_an_add_bit_for_bit(dtype):
+    from ml.models.gather import lookup_sum
+
+    g = torch.Generator().manual_seed(5)
+    a = torch.randn(40, 6, generator=g).to(dtype).requires_grad_(True)
+    b = torch.randn(9, 6, generator=g).to(dtype).requires_grad_(True)
+    ia, ib = torch.randint(0, 40, (5, 31), generator=g), torch.randint(0, 9, (5, 31), generator=g)
+    got = lookup_sum(a, ia, b, ib)
+    want = lookup(a, ia) + lookup(b, ib)
+    assert got.shape == (5, 31, 6) and torch.equal(got, want)
+    grad = torch.randn(got.shape, generator=g).to(dtype)
+    ga, gb = torch.autograd.grad(got, (a, b), grad)
+    wa, wb = torch.autograd.grad(want, (a, b), grad)
+    assert torch.equal(ga, wa) and torch.equal(gb, wb)
+    with torch.no_grad():
+        assert torch.equal(lookup_sum(a, ia, b, ib), want.detach())
+
+
+def test_lookup_sum_checks_its_rows_and_shapes():
+    from ml.models.gather import lookup_sum
+
+    a, b = torch.randn(4, 2), torch.randn(3, 2)
+    with pytest.raises(IndexError):
+        lookup_sum(a, torch.tensor([0, 4]), b, torch.tensor([0, 1]))
+    with pytest.raises(IndexError):
+        lookup_sum(a, torch.tensor([0, 1]), b, torch.tensor([-1, 1]))
+    with pytest.raises(ValueError, match="shapes"):
+        lookup_sum(a, torch.tensor([0, 1]), b, torch.tensor([0]))
