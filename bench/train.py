@@ -44,6 +44,7 @@ from ml.models.inputs import N_GAP_BUCKETS, N_PAGE_CODES, RankingInputs  # noqa:
 from ml.models.losses import stream_loss  # noqa: E402
 from ml.models.ranking import MomentCrossConfig, MomentCrossModel  # noqa: E402
 from ml.schema import EMBED_DIM, N_ACTION_CODES, TASKS  # noqa: E402
+from ml.train.host_memory import keep_freed_memory  # noqa: E402
 from ml.train.stream import (  # noqa: E402
     HOUR_MS,
     HourData,
@@ -236,12 +237,16 @@ def main() -> None:
     ap.add_argument("--peak-tflops", type=float, default=0.0, help="device peak, for MFU")
     ap.add_argument("--profile", action="store_true", help="op profile of our step to stderr")
     ap.add_argument("--quick", action="store_true", help="smoke run, < 60 s")
+    ap.add_argument("--malloc-default", action="store_true", help="glibc's default malloc trimming")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
     if args.quick:
         args.steps, args.warmup, args.repeat, args.n_batches = 4, 1, 1, 2
         args.exposures = min(args.exposures, 3_000)
     torch.set_num_threads(args.threads)
+    # The trainer's host-memory setting (StreamTrainer applies it), for the whole process:
+    # both models run with it. --malloc-default measures without.
+    malloc_keeps_freed = False if args.malloc_default else keep_freed_memory()
     dev = torch.device(args.device)
     cuda = dev.type == "cuda"
     amp = cuda or args.bf16
@@ -324,6 +329,7 @@ def main() -> None:
         "device": str(dev) + (f" {torch.cuda.get_device_name()}" if cuda else ""),
         "amp": "bf16" if amp else "off",
         "threads": args.threads,
+        "malloc_keeps_freed_memory": malloc_keeps_freed,
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
         "cpus": os.cpu_count(),
     }

@@ -35,6 +35,7 @@ from ml.hours import HOUR_MS
 from ml.models.losses import TRAINING_MODES, stream_loss
 from ml.models.ranking import MomentCrossConfig, MomentCrossModel, ranking_score
 from ml.schema import TASKS
+from ml.train.host_memory import keep_freed_memory
 from ml.train.tensors import FRESHNESS_CHOICES, ExposureRows, SampleRows
 
 STREAM_ORDER = {"moment": 0, "fast": 1, "slow": 2}  # ties in emission time: a fixed order
@@ -151,6 +152,7 @@ class StreamTrainer:
         self.model_cfg, self.cfg = model_cfg, train_cfg
         self.device = torch.device(device)
         self.rank, self.world = rank, world
+        keep_freed_memory()  # steps reuse the memory of the step before (no page faults)
         torch.manual_seed(train_cfg.seed)  # the seeded initialisation of the first hour
         self.model = MomentCrossModel(model_cfg).to(self.device)
         self.train_forward: nn.Module = _TrainForward(self.model)
