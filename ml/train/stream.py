@@ -35,6 +35,7 @@ from ml.hours import HOUR_MS
 from ml.models.losses import TRAINING_MODES, stream_loss
 from ml.models.ranking import MomentCrossConfig, MomentCrossModel, ranking_score
 from ml.schema import TASKS
+from ml.train.checkpoint import require_same_config
 from ml.train.host_memory import keep_freed_memory
 from ml.train.tensors import FRESHNESS_CHOICES, ExposureRows, SampleRows
 
@@ -185,12 +186,7 @@ class StreamTrainer:
         }
 
     def load_state(self, state: dict) -> None:
-        want = config_fingerprint(self.model_cfg, self.cfg)
-        if state["config"] != want:
-            raise ValueError(
-                "checkpoint was trained with another configuration:\n"
-                f"  checkpoint: {state['config']}\n  this run:   {want}"
-            )
+        require_same_config(state["config"], config_fingerprint(self.model_cfg, self.cfg))
         self.model.load_state_dict(state["model"])
         self.opt.load_state_dict(state["optimizer"])
         torch.set_rng_state(state["rng"])
