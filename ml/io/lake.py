@@ -22,6 +22,7 @@ LIVE_EXPOSURES = "live_exposures"
 SAMPLE_TABLES = {"moment": "moment_samples", "fast": "fast_samples", "slow": "slow_samples"}
 LIVE_OUTCOMES = "live_outcomes"
 LIVE_SEGMENTS = "live_segments"
+SEGMENT_WINDOWS = "segment_windows"
 USER_HISTORY = "user_history"
 EXPOSURE_SEQUENCES = "exposure_sequences"
 MOMENT_CROSS_MODEL = "moment_cross_model"

@@ -245,3 +245,32 @@ def test_a_run_that_picks_some_label_tables_publishes_only_those(home, tmp_path)
         rewritten = p.stat().st_mtime_ns != before[asset][1]
         assert rewritten == (asset == "fast_samples"), asset
     assert copy.manifest(partition_dir("fast_samples", key)) is not None
+
+
+def test_segment_windows_of_an_hour_are_those_of_its_segments_and_raw_events(home):
+    """(On these simulated hours: the content stage's windows, H-1 .. H read from the lake.)"""
+    from ml.content.windows import build_segment_windows
+
+    store, _ = home
+    key, hour = KEYS[1], parse_hour(KEYS[1])
+    result = dg.materialize(
+        ASSETS + CHECKS,
+        selection=dg.AssetSelection.assets("segment_windows"),
+        partition_key=key,
+        resources=resources(store.root),
+    )
+    assert result.success
+    got = store.read_published(partition_dir("segment_windows", key))
+    segments = pa.concat_tables(
+        store.read_published(partition_dir("live_segments", k)) for k in KEYS[:2]
+    )
+    live = pa.concat_tables(
+        store.read_published(partition_dir("raw_live_events", k)) for k in KEYS[:2]
+    )
+    rooms = store.read_parquet(f"{partition_dir('content_catalog', key)}/rooms.parquet")
+    want, stats = build_segment_windows(segments, live, rooms.select(["item_id", "start_ms"]), hour)
+    assert got.num_rows == want.num_rows == stats.windows > 0
+    assert got.equals(want)
+    meta = result.asset_materializations_for_node("segment_windows")[0].metadata
+    assert meta["dagster/row_count"].value == stats.windows
+    assert meta["incomplete"].value == stats.incomplete
