@@ -76,7 +76,7 @@ test: setup browser
 	$(PY) -m pytest -n 2 --dist loadfile -q
 
 bench: setup
-	@for b in bench/*.py; do $(PY) $$b || exit 1; done
+	@for b in bench/[!_]*.py; do $(PY) $$b || exit 1; done
 
 lint: setup
 	$(VENV)/bin/ruff check .

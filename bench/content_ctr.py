@@ -29,6 +29,8 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from _rounds import interleaved_rates
+
 from ml.models.content_ctr import ContentCTR, ContentCTRConfig
 from ml.models.content_losses import ContentLossConfig, content_ctr_loss
 from ml.models.soft_dtw import cosine_cost, soft_dtw
@@ -93,23 +95,6 @@ def batches(cfg, n, b, seed, device):
         m = torch.rand(b, cfg.window, generator=g) < 0.9
         out.append(tuple(t.to(device) for t in (visual, text, rows, y, m)))
     return out
-
-
-def rates(jobs, steps, warmup, repeat, sync):
-    """windows/s of each (fn, batches) job per round; jobs take turns round by round."""
-    for fn, bs in jobs:
-        for i in range(warmup):
-            fn(bs[i % len(bs)])
-    sync()
-    per = [[] for _ in jobs]
-    for _ in range(repeat):
-        for j, (fn, bs) in enumerate(jobs):
-            t = time.perf_counter()
-            for i in range(steps):
-                fn(bs[i % len(bs)])
-            sync()
-            per[j].append(steps * bs[0][0].shape[0] / (time.perf_counter() - t))
-    return per
 
 
 def soft_dtw_ms(n: int, device, reps: int) -> dict:
@@ -185,8 +170,14 @@ def main() -> None:
 
         return step
 
-    jobs = [(train(ours), data), (train(peer), data), (infer(ours), data), (infer(peer), data)]
-    r = rates(jobs, args.steps, args.warmup, args.repeat, sync)
+    b = args.batch
+    jobs = [
+        (train(ours), data, b),
+        (train(peer), data, b),
+        (infer(ours), data, b),
+        (infer(peer), data, b),
+    ]
+    r = interleaved_rates(jobs, args.steps, args.warmup, args.repeat, sync)
     tr, tr_peer, inf, inf_peer = (float(np.median(x)) for x in r)
     ratio = float(np.median(np.array(r[0]) / np.array(r[1])))
     dtw = {f"n{n}": soft_dtw_ms(n, dev, 1 if args.quick else 3) for n in (20, 192)}

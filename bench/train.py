@@ -26,7 +26,6 @@ import os
 import resource
 import sys
 import threading
-import time
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +37,8 @@ from torch.utils.flop_counter import FlopCounterMode
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from _rounds import interleaved_rates  # noqa: E402
 
 from ml.models.blocks import hash_ids  # noqa: E402
 from ml.models.inputs import N_GAP_BUCKETS, N_PAGE_CODES, RankingInputs  # noqa: E402
@@ -202,26 +203,6 @@ def peer_step(model, opt, batch, amp):
     opt.step()
 
 
-def rates(jobs, steps: int, warmup: int, repeat: int, sync) -> list[list[float]]:
-    """samples/s of each (fn, batches) job in each of ``repeat`` rounds of ``steps`` calls
-    ``fn(batch)``: the jobs take turns round by round, so a busy spell of a shared machine
-    slows the jobs of one round alike, and the ratio of one round compares like with like.
-    """
-    for fn, batches in jobs:
-        for i in range(warmup):
-            fn(batches[i % len(batches)])
-    sync()
-    per_round = [[] for _ in jobs]
-    for _ in range(repeat):
-        for j, (fn, batches) in enumerate(jobs):
-            t = time.perf_counter()
-            for i in range(steps):
-                fn(batches[i % len(batches)])
-            sync()
-            per_round[j].append(steps * len(batches[0][1]) / (time.perf_counter() - t))
-    return per_round
-
-
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--batch", type=int, default=1024)
@@ -277,11 +258,11 @@ def main() -> None:
             ours(b[0])
 
     jobs = [
-        (lambda b: ours_step(ours, ours_opt, b, amp), ours_b),
-        (lambda b: peer_step(peer, peer_opt, b, amp), peer_b),
-        (score, ours_b),
+        (lambda b: ours_step(ours, ours_opt, b, amp), ours_b, batch),
+        (lambda b: peer_step(peer, peer_opt, b, amp), peer_b, batch),
+        (score, ours_b, batch),
     ]
-    ours_r, peer_r, score_r = rates(jobs, args.steps, args.warmup, args.repeat, sync)
+    ours_r, peer_r, score_r = interleaved_rates(jobs, args.steps, args.warmup, args.repeat, sync)
     value, peer_value, score_rate = (float(np.median(r)) for r in (ours_r, peer_r, score_r))
     round_ratios = np.array(ours_r) / np.array(peer_r)
     ratio = float(np.median(round_ratios))

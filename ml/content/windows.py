@@ -58,12 +58,25 @@ def build_segment_windows(
     events of H-1 and H and the catalog's room starts (``item_id``, ``start_ms``)."""
     if window < 1 or min_shows < 0:
         raise ValueError("window must be >= 1 and min_shows >= 0")
+    for name in ("visual", "asr", "comment"):
+        if not pa.types.is_fixed_size_list(segments.schema.field(name).type):
+            raise ValueError(
+                f"segments column {name!r} is {segments.schema.field(name).type}, expected a "
+                "fixed-size list (live_segments publishes one width per column)"
+            )
     seg = segments.sort_by([("room_id", "ascending"), ("segment_index", "ascending")])
     room = seg.column("room_id").to_numpy()
     idx = seg.column("segment_index").to_numpy().astype(np.int64)
     end = seg.column("segment_end_ms").to_numpy()
     shows = seg.column("shows").to_numpy()
     n = len(room)
+    repeated = (room[1:] == room[:-1]) & (idx[1:] == idx[:-1])
+    if repeated.any():
+        at = int(np.flatnonzero(repeated)[0])
+        raise ValueError(
+            f"segment ({room[at]}, {idx[at]}) appears twice: the segments of H-1 and H "
+            "overlap (each segment belongs to the one hour its end falls in)"
+        )
     # the row W-1 before is the same room, W-1 segments earlier: then all W are present
     back = np.arange(n) - (window - 1)
     ok_back = back >= 0

@@ -192,3 +192,28 @@ def test_windows_become_tensors_of_the_data_widths():
     assert (b.streamer_id == A + 1000).all()
     sub = b.take(torch.tensor([1, 2]))
     assert sub.size == 2 and torch.equal(sub.text, b.text[1:3])
+
+
+def test_bad_segment_tables_are_clear_errors():
+    prev, cur = lake()
+    with pytest.raises(ValueError, match=r"appears twice"):
+        build_segment_windows(pa.concat_tables([prev, cur, cur]), events(), ROOM_STARTS, H0)
+    both = pa.concat_tables([prev, cur])
+    loose = both.set_column(
+        both.schema.get_field_index("visual"), "visual",
+        both.column("visual").cast(pa.list_(pa.float32())),
+    )  # fmt: skip
+    with pytest.raises(ValueError, match=r"'visual' .* expected a fixed-size list"):
+        build_segment_windows(loose, events(), ROOM_STARTS, H0)
+
+
+def test_windows_with_the_wrong_count_width_are_refused_as_tensors():
+    from ml.train.content_tensors import content_batch
+
+    prev, cur = lake()
+    table, _ = build_segment_windows(pa.concat_tables([prev, cur]), events(), ROOM_STARTS, H0)
+    counts = table.column("counts").combine_chunks().flatten()
+    narrow = pa.FixedSizeListArray.from_arrays(counts.slice(0, len(counts) // 7 * 6), 20 * 6)
+    bad = table.set_column(table.schema.get_field_index("counts"), "counts", narrow)
+    with pytest.raises(ValueError, match="6 features per segment, not 7"):
+        content_batch(bad)
