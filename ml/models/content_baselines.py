@@ -9,15 +9,14 @@ are its CTR, the target itself. Trained with binary cross-entropy on the soft CT
 ContentCTR's L_point), hour after hour (``fit_hour`` continues from the hour before);
 ``predict`` gives (N, W) like ContentCTR, so both are evaluated the same way.
 
-deepctr-torch is a dev dependency (the benchmark peer and this study's baselines): it is
-imported on first use, and its online version check is kept off stdout.
+deepctr-torch is imported on first use (``ml.models.deepctr.import_deepctr``: its online
+version check kept off stdout).
 """
 
 from __future__ import annotations
 
 import contextlib
 import sys
-import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,6 +24,7 @@ import torch
 
 from ml.content.windows import COUNT_FEATURES
 from ml.models.blocks import hash_ids
+from ml.models.deepctr import import_deepctr
 from ml.train.content_tensors import ContentBatch
 
 BASELINES = ("WDL", "DeepFM", "DCNMix", "DIFM")
@@ -43,18 +43,6 @@ class BaselineConfig:
     def __post_init__(self):
         if self.name not in BASELINES:
             raise ValueError(f"baseline {self.name!r}: one of {BASELINES}")
-
-
-def _deepctr():
-    """deepctr_torch's models and inputs, its import's online check kept off stdout."""
-    with contextlib.redirect_stdout(sys.stderr):
-        before = set(threading.enumerate())
-        import deepctr_torch.models as models
-        from deepctr_torch.inputs import DenseFeat, SparseFeat
-
-        for t in set(threading.enumerate()) - before:
-            t.join(timeout=10)
-    return models, SparseFeat, DenseFeat
 
 
 def baseline_features(batch: ContentBatch, end_ms: np.ndarray, room_id: np.ndarray, cfg):
@@ -80,7 +68,8 @@ class IdBaseline:
     """One DeepCTR-Torch model over the windows' ID and count features."""
 
     def __init__(self, cfg: BaselineConfig, device: str = "cpu"):
-        models, SparseFeat, DenseFeat = _deepctr()
+        lib = import_deepctr()
+        models, SparseFeat, DenseFeat = lib.models, lib.inputs.SparseFeat, lib.inputs.DenseFeat
         self.cfg = cfg
         d = cfg.embedding_dim
         columns = [

@@ -32,6 +32,7 @@ ID_TABLES = {
     "user_id": "user", "room_id": "room", "author_id": "author",
     "seq_item": "seq_item", "seq_author": "seq_author",
 }  # fmt: skip
+MODEL_FAMILIES = ("moment_cross", "deepctr_ple")
 # Context vocabularies: hour of day, day of week, page code (0 = unknown).
 _CONTEXT_SIZES = (24, 7, N_PAGE_CODES)
 
@@ -56,6 +57,9 @@ class MomentCrossConfig:
     use_cross: bool = True  # False: no GSU/ESU branch and no alignment loss at all
     use_realtime: bool = True  # False: room_feats are not read
     backbone: str = "ple"  # "ple" | "mmoe"
+    # "moment_cross": this module's model; "deepctr_ple": DeepCTR-Torch's PLE on the same
+    # inputs, sequences mean-pooled (ml.models.deepctr), the ablation's external baseline
+    family: str = "moment_cross"
     n_shared: int = 2  # PLE shared experts per level
     n_specific: int = 1  # PLE experts per task per level
     levels: int = 2  # PLE extraction levels
@@ -79,6 +83,8 @@ class MomentCrossConfig:
             raise ValueError(f"mixed_gsu {self.mixed_gsu!r} not in {self.gsus}")
         if self.backbone not in ("ple", "mmoe"):
             raise ValueError(f"backbone must be 'ple' or 'mmoe', not {self.backbone!r}")
+        if self.family not in MODEL_FAMILIES:
+            raise ValueError(f"family must be one of {MODEL_FAMILIES}, not {self.family!r}")
         if self.n_categories < 2:
             raise ValueError("n_categories must be >= 2")
 

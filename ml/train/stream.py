@@ -155,7 +155,7 @@ class StreamTrainer:
         self.rank, self.world = rank, world
         keep_freed_memory()  # steps reuse the memory of the step before (no page faults)
         torch.manual_seed(train_cfg.seed)  # the seeded initialisation of the first hour
-        self.model = MomentCrossModel(model_cfg).to(self.device)
+        self.model = build_ranking_model(model_cfg, train_cfg.seed, str(self.device))
         self.train_forward: nn.Module = _TrainForward(self.model)
         if world > 1:
             self.train_forward = DistributedDataParallel(self.train_forward)
@@ -345,6 +345,15 @@ class StreamTrainer:
             "model_max_emit_ms": max_emit,
         }
         return pa.table(cols, schema=PREDICTION_SCHEMA)
+
+
+def build_ranking_model(cfg: MomentCrossConfig, seed: int, device: str = "cpu") -> nn.Module:
+    """The model of ``cfg.family`` on ``device`` (the caller seeds torch first)."""
+    if cfg.family == "deepctr_ple":
+        from ml.models.deepctr import DeepCtrPleRanker  # the library is imported on use
+
+        return DeepCtrPleRanker(cfg, seed=seed, device=device).to(device)
+    return MomentCrossModel(cfg).to(device)
 
 
 class _TrainForward(nn.Module):

@@ -31,6 +31,9 @@ VARIANTS: dict[str, tuple[dict, dict]] = {
     "fast_only": ({}, {"mode": "fast"}),
     "fast_slow": ({}, {"mode": "fast+slow"}),
     "mmoe": ({"backbone": "mmoe"}, {}),
+    # the external baseline: DeepCTR-Torch's PLE on the same inputs (sequences mean-pooled),
+    # trained as the full model is (moment stream, 30 s features)
+    "deepctr_ple": ({"family": "deepctr_ple"}, {}),
 }
 SEEDS = (0, 1, 2)
 VARIANT_KEYS = tuple(f"{name}-s{seed}" for name in VARIANTS for seed in SEEDS)
