@@ -28,7 +28,7 @@ endif
 override DAGSTER_HOME := $(abspath $(DAGSTER_HOME))
 export LIVECROSS_HOME DAGSTER_HOME
 
-.PHONY: setup browser instance demo dev test bench lint format clean tensorboard
+.PHONY: setup browser instance demo dev test bench lint format clean tensorboard ablation
 
 setup: $(STAMP)
 	@$(PY) -m assets.quiet_warnings --install-pth
@@ -63,6 +63,11 @@ instance: setup
 
 demo: instance
 	$(PY) -m assets.demo
+
+# The Moment & Cross ablation (python -m assets.ablation --help): ABLATION_ARGS for its
+# size, e.g. ABLATION_ARGS="--users 20000 --hours 24 --results docs/RESULTS.md".
+ablation: instance
+	$(PY) -m assets.ablation $(ABLATION_ARGS)
 
 dev: instance
 	$(VENV)/bin/dagster dev -w workspace.yaml

@@ -18,6 +18,7 @@ from assets.moment import live_outcomes, moment_streams, user_activity
 from assets.moment_checks import moment_checks
 from assets.partitions import hourly_partitions, install_partition_key_hint, model_partitions
 from assets.sensors import build_landing_ready_sensor, outcome_automation_sensor
+from assets.studies import ablation, ablation_study_job
 from assets.volume_checks import volume_checks
 from ml.moment.emission_hour import OUTCOME_LOOKAHEAD_HOURS
 from resources.device import device_from_env
@@ -114,7 +115,7 @@ install_partition_key_hint()  # the CLI's error for an unknown key, with the for
 _storage = storage_from_env()
 
 defs = dg.Definitions(
-    assets=[*HOURLY, live_outcomes, moment_cross_training, moment_cross_eval],
+    assets=[*HOURLY, live_outcomes, moment_cross_training, moment_cross_eval, ablation],
     asset_checks=[
         *ingestion_checks,
         *moment_checks,
@@ -129,6 +130,7 @@ defs = dg.Definitions(
         hourly_outcomes_job,
         model_training_job,
         model_evaluation_job,
+        ablation_study_job,
     ],
     sensors=[landing_ready_sensor, outcome_automation],
     executor=executor,

@@ -38,7 +38,8 @@ from assets.partitions import (
 )
 from ml.evaluate import plots
 from ml.evaluate.tables import calibration_bins_by_task, evaluate_hour, join_predictions
-from ml.hours import HOUR_MS, landing_dir
+from ml.evaluate.truth import read_cohorts, read_oracle
+from ml.hours import HOUR_MS
 from ml.io.gates import FailedGateError
 from ml.io.lake import variant_dir
 from ml.io.store import Store, parquet_bytes
@@ -139,21 +140,6 @@ def moment_cross_training(context: dg.AssetExecutionContext, storage: LakeStorag
             if res.predictions.num_rows
             else 0.0,
         },
-    )
-
-
-def read_oracle(landing: Store, hour_ms: int) -> pa.Table | None:
-    """The simulator's true P(enter) of the exposures at hour H (None on real data)."""
-    rel = f"oracle/live_exposures/{landing_dir(hour_ms)}"
-    if landing.manifest(rel) is None:
-        return None
-    return landing.read_published(rel, columns=["user_id", "item_id", "event_time_ms", "p_enter"])
-
-
-def read_cohorts(landing: Store) -> pa.Table | None:
-    rel = "oracle/users.parquet"
-    return (
-        landing.read_parquet(rel, ["user_id", "low_live_cohort"]) if landing.exists(rel) else None
     )
 
 

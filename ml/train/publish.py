@@ -79,12 +79,9 @@ def previous_checkpoint(lake: Store, variant: str, hour_ms: int, start_ms: int) 
     return load_checkpoint(lake.read_bytes(f"{rel}/{CHECKPOINT_FILE}"))
 
 
-def train_hour(
-    lake: Store, trainer: StreamTrainer, variant: str, hour_ms: int, window: list[str],
-    start_ms: int, score: bool = True,
-) -> HourResult:  # fmt: skip
-    """Resume ``trainer`` from model[H-1] and replay hour H (nothing is published);
-    ``score`` False: train only (a DDP process other than rank 0)."""
+def read_hour_data(lake: Store, trainer: StreamTrainer, hour_ms: int, window: list[str]):
+    """What ``trainer`` replays of hour H: the window's exposures, the hour's samples of its
+    streams and the catalog of H, from published partitions whose gates hold."""
     key = partition_key(hour_ms)
     catalog_rel = partition_dir(CATALOG, key)
     catalog_man = lake.manifest(catalog_rel)
@@ -93,14 +90,22 @@ def train_hour(
             f"{CATALOG} {key} is not materialized ({lake.url(catalog_rel)})"
         )
     require_gates(lake, catalog_rel, catalog_man, f"{CATALOG} {key}")
-    prev = previous_checkpoint(lake, variant, hour_ms, start_ms)
-    if prev is not None:
-        trainer.load_state(prev)
-    data = hour_data(
+    return hour_data(
         LakeHourReader(lake), hour_ms, key, window,
         read_catalog(lake, catalog_rel), trainer.model_cfg, trainer.cfg,
     )  # fmt: skip
-    return trainer.run_hour(data, score=score)
+
+
+def train_hour(
+    lake: Store, trainer: StreamTrainer, variant: str, hour_ms: int, window: list[str],
+    start_ms: int, score: bool = True,
+) -> HourResult:  # fmt: skip
+    """Resume ``trainer`` from model[H-1] and replay hour H (nothing is published);
+    ``score`` False: train only (a DDP process other than rank 0)."""
+    prev = previous_checkpoint(lake, variant, hour_ms, start_ms)
+    if prev is not None:
+        trainer.load_state(prev)
+    return trainer.run_hour(read_hour_data(lake, trainer, hour_ms, window), score=score)
 
 
 def publish_hour(lake: Store, trainer: StreamTrainer, variant: str, res: HourResult) -> dict:
