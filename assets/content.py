@@ -16,6 +16,7 @@ from assets.lake import (
     CATALOG,
     LIVE_SEGMENTS,
     RAW_LIVE,
+    SEGMENT_WINDOWS,
     publish_table,
     read_partition,
     read_window,
@@ -41,6 +42,7 @@ from ml.content.segments import (
     quarantine_table,
     read_landing_segments,
 )
+from ml.content.windows import MIN_SHOWS, WINDOW, build_segment_windows
 from ml.io.lake import partition_dir, quarantine_dir
 from ml.quality.content import (
     conservation_expectations,
@@ -100,6 +102,53 @@ def live_segments(context: dg.AssetExecutionContext, storage: LakeStorage, landi
                 table,
                 columns=["room_id", "segment_index", "segment_start_ms", "shows", "enters", "ctr"],
             ),
+        }
+    )
+
+
+class WindowConfig(dg.Config):
+    window: int = WINDOW  # consecutive 30 s segments per window
+    min_shows: int = MIN_SHOWS  # shows the last segment needs for its CTR to be a target
+
+
+@dg.asset(
+    name=SEGMENT_WINDOWS,
+    group_name="content",
+    kinds={"parquet"},
+    owners=DATA_OWNERS,
+    tags=asset_tags("content", "feature"),
+    partitions_def=hourly_partitions,
+    deps=[LIVE_SEGMENTS, RAW_LIVE, CATALOG],  # reads segments and raw live of H-1 .. H
+    description="What ContentCTR learns from: per live room, windows of 20 consecutive "
+    "30-second segments whose last one ends in the hour, each segment with what was on "
+    "screen, said and commented, its shows, enters and click-through rate, and the counts "
+    "(impressions, enters, comments, gifts, likes, follows, exits) as they were known when "
+    "the window ended.",
+)
+def segment_windows(context: dg.AssetExecutionContext, config: WindowConfig, storage: LakeStorage):
+    key, hour_ms = partition_hour(context)
+    lake = storage.store()
+    keys = window_keys(hour_ms, 1)
+    require_published(lake, CATALOG, key, "the hourly job materializes it before windows")
+    starts = lake.read_parquet(
+        f"{partition_dir(CATALOG, key)}/rooms.parquet", ["item_id", "start_ms"]
+    )
+    segments = read_window(lake, LIVE_SEGMENTS, keys, schema=SEGMENT_TABLE_SCHEMA)
+    live = read_window(lake, RAW_LIVE, keys)
+    table, stats = build_segment_windows(
+        segments, live, starts, hour_ms, window=config.window, min_shows=config.min_shows
+    )
+    figures = stats.as_dict()
+    written = publish_table(lake, SEGMENT_WINDOWS, key, table, figures)
+    return dg.MaterializeResult(
+        metadata={
+            **table_metadata(table.schema, table.num_rows),
+            **figures,
+            "rooms": len(set(table.column("room_id").to_pylist())),
+            "window": config.window,
+            "min_shows": config.min_shows,
+            "bytes_written": written,
+            "preview": preview(table, columns=["room_id", "end_segment_index", "end_ms"]),
         }
     )
 

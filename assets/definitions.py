@@ -7,7 +7,8 @@ import os
 
 import dagster as dg
 
-from assets.content import content_checks, live_segments
+from assets.content import content_checks, live_segments, segment_windows
+from assets.content_models import content_ctr_eval, content_ctr_training
 from assets.cross import exposure_sequences, user_history
 from assets.cross_checks import cross_checks
 from assets.ingestion import content_catalog, raw_live_events, raw_short_video_events
@@ -115,7 +116,16 @@ install_partition_key_hint()  # the CLI's error for an unknown key, with the for
 _storage = storage_from_env()
 
 defs = dg.Definitions(
-    assets=[*HOURLY, live_outcomes, moment_cross_training, moment_cross_eval, ablation],
+    assets=[
+        *HOURLY,
+        segment_windows,
+        content_ctr_training,
+        content_ctr_eval,
+        live_outcomes,
+        moment_cross_training,
+        moment_cross_eval,
+        ablation,
+    ],
     asset_checks=[
         *ingestion_checks,
         *moment_checks,

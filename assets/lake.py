@@ -26,6 +26,7 @@ from ml.io.lake import (
     RAW_LIVE,
     RAW_SV,
     SAMPLE_TABLES,
+    SEGMENT_WINDOWS,
     USER_ACTIVITY,
     USER_HISTORY,
     partition_dir,
@@ -140,7 +141,7 @@ def read_partition(
 __all__ = [
     "CATALOG", "EXPOSURE_SEQUENCES", "FAST_SAMPLES", "IN_ORDER_HINT", "LIVE_EXPOSURES",
     "LIVE_OUTCOMES", "LIVE_PREDICTIONS", "LIVE_SEGMENTS", "MOMENT_CROSS_EVAL",
-    "MOMENT_CROSS_MODEL", "RAW_ASSETS", "RAW_LIVE", "RAW_SV", "STREAMS", "STREAM_ASSETS",
+    "MOMENT_CROSS_MODEL", "RAW_ASSETS", "RAW_LIVE", "RAW_SV", "SEGMENT_WINDOWS", "STREAMS", "STREAM_ASSETS",
     "USER_ACTIVITY", "USER_HISTORY", "publish_quarantine", "publish_table", "read_partition",
     "read_variant_partition", "read_window", "require_published", "window_keys",
 ]  # fmt: skip

@@ -8,8 +8,9 @@ alignment InfoNCE + backward + Adam, the median of ``--repeat`` rounds of ``--st
 after warm-up. peer: DeepCTR-Torch 0.3.0's PLE with the same d, experts, levels, towers and Adam
 on the same samples (user/room/author ids hashed like ours, the 3 context categoricals, the
 room feats, user feats and room content embedding as dense, and per GSU its item, author
-and category as mean-pooled ``VarLenSparseFeat``), masked BCE over the 6 tasks, timed the
-same way. params also report forward-only scoring samples/s, the streaming replay of one
+and category as mean-pooled ``VarLenSparseFeat``: ``ml.models.deepctr.DeepCtrPleRanker``,
+the ablation's baseline, its input tensor built before timing), masked BCE with logits over
+the 6 tasks, timed the same way. params also report forward-only scoring samples/s, the streaming replay of one
 hour (``StreamTrainer.run_hour``: chunked replay, scoring and clipping included), the FLOPs
 of one step and peak RSS.
 
@@ -20,19 +21,16 @@ of one step and peak RSS.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import resource
 import sys
-import threading
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import torch
 import torch.nn.functional as F
-from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -40,8 +38,8 @@ sys.path.insert(0, str(ROOT))
 
 from _rounds import interleaved_rates  # noqa: E402
 
-from ml.models.blocks import hash_ids  # noqa: E402
-from ml.models.inputs import N_GAP_BUCKETS, N_PAGE_CODES, RankingInputs  # noqa: E402
+from ml.models.deepctr import DeepCtrPleRanker  # noqa: E402
+from ml.models.inputs import N_GAP_BUCKETS, N_PAGE_CODES  # noqa: E402
 from ml.models.losses import stream_loss  # noqa: E402
 from ml.models.ranking import MomentCrossConfig, MomentCrossModel  # noqa: E402
 from ml.schema import EMBED_DIM, N_ACTION_CODES, TASKS  # noqa: E402
@@ -55,17 +53,6 @@ from ml.train.stream import (  # noqa: E402
 )
 from ml.train.tensors import ExposureRows, SampleRows  # noqa: E402
 from ml.train.variants import BASE_MODEL, BASE_TRAIN  # noqa: E402
-
-# deepctr_torch's import starts an online version check that prints to stdout: keep stdout
-# for the JSON line (the check's thread is joined, bounded, while stdout is redirected).
-with contextlib.redirect_stdout(sys.stderr):
-    _threads = set(threading.enumerate())
-    from deepctr_torch.inputs import DenseFeat, SparseFeat, VarLenSparseFeat
-    from deepctr_torch.layers import DNN
-    from deepctr_torch.models import PLE
-
-    for _t in set(threading.enumerate()) - _threads:
-        _t.join(timeout=10)
 
 HOUR = 1_767_225_600_000  # 2026-01-01 00:00 UTC, a Thursday
 RATES = (0.5, 0.25, 0.1, 0.05, 0.05, 0.05)  # positives per task: ~2 moment samples/exposure
@@ -129,57 +116,6 @@ def synthetic_hour(cfg: MomentCrossConfig, n: int, seed: int, videos=20_000, roo
     return rows, samples, torch.from_numpy(content)
 
 
-def peer_model(cfg: MomentCrossConfig, device: str) -> PLE:
-    d, fields = cfg.d, (("item", cfg.item_rows), ("author", cfg.seq_author_rows))
-    cols = [
-        SparseFeat("user", cfg.user_rows, d), SparseFeat("room", cfg.room_rows, d),
-        SparseFeat("author", cfg.author_rows, d), SparseFeat("hour", 24, d),
-        SparseFeat("weekday", 7, d), SparseFeat("page", N_PAGE_CODES, d),
-        DenseFeat("room_feats", cfg.f_room), DenseFeat("user_feats", cfg.f_user),
-        DenseFeat("room_content", cfg.content_dim),
-    ] + [
-        VarLenSparseFeat(SparseFeat(f"{gsu}_{f}", rows, d, embedding_name=f"seq_{f}"),
-                         cfg.seq_len, combiner="mean")
-        for gsu in cfg.gsus for f, rows in (*fields, ("category", cfg.n_categories))
-    ]  # fmt: skip
-    dims = list(cfg.expert_dims)
-    model = PLE(
-        cols, shared_expert_num=cfg.n_shared, specific_expert_num=cfg.n_specific,
-        num_levels=cfg.levels, expert_dnn_hidden_units=dims, gate_dnn_hidden_units=(),
-        tower_dnn_hidden_units=list(cfg.tower_dims), l2_reg_linear=0, l2_reg_embedding=0,
-        task_types=["binary"] * cfg.n_tasks, task_names=list(cfg.tasks), device=device,
-    )  # fmt: skip
-    # DeepCTR-Torch 0.3.0 builds specific_expert_num shared experts per level (not
-    # shared_expert_num): with 2 shared and 1 specific its forward fails. Build them right.
-    model.shared_experts = nn.ModuleList(
-        nn.ModuleList([nn.ModuleList(
-            DNN(model.input_dim if lv == 0 else dims[-1], dims, device=device)
-            for _ in range(cfg.n_shared))])
-        for lv in range(cfg.levels)
-    ).to(device)  # fmt: skip
-    return model
-
-
-def peer_input(model: PLE, cfg: MomentCrossConfig, x: RankingInputs) -> torch.Tensor:
-    """DeepCTR's X: one float tensor, the columns of every feature at its feature_index."""
-    cat = torch.where(x.seq_category > 0, (x.seq_category - 1) % (cfg.n_categories - 1) + 1, 0)
-    cols = {
-        "user": hash_ids(x.user_id, cfg.user_rows, 1), "room": hash_ids(x.room_id, cfg.room_rows, 2),
-        "author": hash_ids(x.author_id, cfg.author_rows, 3), "hour": x.context[:, 0],
-        "weekday": x.context[:, 1], "page": x.context[:, 2], "room_feats": x.room_feats,
-        "user_feats": x.user_feats, "room_content": x.content_table[x.room_row],
-    }  # fmt: skip
-    for i, gsu in enumerate(cfg.gsus):
-        cols[f"{gsu}_item"] = hash_ids(x.seq_item[:, i], cfg.item_rows, 4)
-        cols[f"{gsu}_author"] = hash_ids(x.seq_author[:, i], cfg.seq_author_rows, 5)
-        cols[f"{gsu}_category"] = cat[:, i]
-    parts = [cols[name].reshape(x.batch_size, -1).float() for name in model.feature_index]
-    X = torch.cat(parts, dim=1)
-    assert X.shape[1] == max(b for _, b in model.feature_index.values())
-    assert X.abs().max() < 2**24  # ids survive the float32 columns exactly
-    return X
-
-
 def ours_step(model, opt, batch, amp):
     x, y, m = batch
     model.train()
@@ -193,10 +129,10 @@ def ours_step(model, opt, batch, amp):
 
 
 def peer_step(model, opt, batch, amp):
-    X, y, m = batch
+    X, y, m = batch  # X: DeepCTR's input tensor, built before timing (as our hashed batches)
     with torch.autocast(y.device.type, dtype=torch.bfloat16, enabled=amp):
-        p = model(X)  # sigmoid probabilities (B, T)
-    per = F.binary_cross_entropy(p.float(), y, reduction="none")  # BCE is unsafe in autocast
+        logits = model.ple(X)  # the library's PLE forward (B, T)
+    per = F.binary_cross_entropy_with_logits(logits.float(), y, reduction="none")
     loss = torch.where(m, per, torch.zeros_like(per)).sum() / len(y)
     opt.zero_grad(set_to_none=True)
     loss.backward()
@@ -241,13 +177,14 @@ def main() -> None:
     rng, picks_n = np.random.default_rng(args.seed + 1), args.n_batches * batch
     picks = rng.choice(len(samples), (args.n_batches, batch), replace=len(samples) < picks_n)
     torch.manual_seed(args.seed)
-    ours, peer = MomentCrossModel(cfg).to(dev), peer_model(cfg, args.device)
+    ours = MomentCrossModel(cfg).to(dev)
+    peer = DeepCtrPleRanker(cfg, seed=args.seed, device=args.device).to(dev)
     ours_b, peer_b = [], []
     for idx in picks:
         x = rows.inputs(samples.row[idx], content)
         y, m = torch.from_numpy(samples.y[idx]).to(dev), torch.from_numpy(samples.m[idx]).to(dev)
         ours_b.append((ours.hash_ids(x).to(dev), y, m))  # hashed once, as the loader does
-        peer_b.append((peer_input(peer, cfg, x).to(dev), y, m))
+        peer_b.append((peer.columns(x).to(dev), y, m))
     # Both with the trainer's optimiser (fused Adam, BASE_TRAIN's learning rate).
     ours_opt, peer_opt = make_optimizer(ours, BASE_TRAIN), make_optimizer(peer, BASE_TRAIN)
     peer.train()

@@ -245,3 +245,68 @@ def test_a_run_that_picks_some_label_tables_publishes_only_those(home, tmp_path)
         rewritten = p.stat().st_mtime_ns != before[asset][1]
         assert rewritten == (asset == "fast_samples"), asset
     assert copy.manifest(partition_dir("fast_samples", key)) is not None
+
+
+def test_segment_windows_of_an_hour_are_those_of_its_segments_and_raw_events(home):
+    """(On these simulated hours: the content stage's windows, H-1 .. H read from the lake.)"""
+    from ml.content.windows import build_segment_windows
+
+    store, _ = home
+    key, hour = KEYS[1], parse_hour(KEYS[1])
+    result = dg.materialize(
+        ASSETS + CHECKS,
+        selection=dg.AssetSelection.assets("segment_windows"),
+        partition_key=key,
+        resources=resources(store.root),
+    )
+    assert result.success
+    got = store.read_published(partition_dir("segment_windows", key))
+    segments = pa.concat_tables(
+        store.read_published(partition_dir("live_segments", k)) for k in KEYS[:2]
+    )
+    live = pa.concat_tables(
+        store.read_published(partition_dir("raw_live_events", k)) for k in KEYS[:2]
+    )
+    rooms = store.read_parquet(f"{partition_dir('content_catalog', key)}/rooms.parquet")
+    want, stats = build_segment_windows(segments, live, rooms.select(["item_id", "start_ms"]), hour)
+    assert got.num_rows == want.num_rows == stats.windows > 0
+    assert got.equals(want)
+    meta = result.asset_materializations_for_node("segment_windows")[0].metadata
+    assert meta["dagster/row_count"].value == stats.windows
+    assert meta["incomplete"].value == stats.incomplete
+
+
+def test_content_ctr_trains_hour_after_hour_scoring_before_training(home):
+    """ContentCTR on the same simulated hours: model[H] resumes model[H-1], the hour's
+    predictions come from the model before it trained on them, the evaluation reports."""
+    from ml.train.checkpoint import load_checkpoint
+
+    store, _ = home
+    res = resources(store.root)
+
+    def run(names, key):
+        return dg.materialize(
+            ASSETS + CHECKS, selection=dg.AssetSelection.assets(*names),
+            partition_key=key, resources=res,
+        )  # fmt: skip
+
+    assert run(["segment_windows"], KEYS[0]).success
+    assert run(["segment_windows"], KEYS[1]).success  # (also the windows test's: idempotent)
+    with pytest.raises(dg.Failure, match=r"content_ctr_model 2026-01-01-00:00 is not"):
+        run(["content_ctr_model", "content_predictions"], KEYS[1])
+    for key in KEYS[:2]:
+        assert run(["content_ctr_model", "content_predictions"], key).success
+    state = load_checkpoint(
+        store.read_bytes(f"{partition_dir('content_ctr_model', KEYS[1])}/checkpoint.pt")
+    )
+    windows = [store.read_published(partition_dir("segment_windows", k)).num_rows for k in KEYS[:2]]
+    assert state["counters"]["hours"] == 2
+    assert state["counters"]["steps"] == sum(-(-n // 48) for n in windows)
+    pred = store.read_published(partition_dir("content_predictions", KEYS[1]))
+    assert pred.num_rows == windows[1]
+    p = np.array(pred.column("p_ctr").to_pylist())
+    assert p.shape == (windows[1], 20) and ((p > 0) & (p < 1)).all()
+    result = run(["content_ctr_eval"], KEYS[1])
+    meta = result.asset_materializations_for_node("content_ctr_eval")[0].metadata
+    assert -1.0 <= meta["kendall_tau"].value <= 1.0
+    assert "predicted_vs_true" in meta and "evaluation" in meta

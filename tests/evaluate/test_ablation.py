@@ -141,3 +141,21 @@ def test_the_config_refuses_unknown_variants_and_a_warmup_as_long_as_the_study()
     with pytest.raises(ValueError, match="warm-up"):
         AblationConfig(hours=3, warmup_hours=3)
     assert dataclasses.replace(AblationConfig(), hours=5).hours == 5
+
+
+def test_the_input_probe_reads_the_hours_exposures_with_their_final_labels(lake):
+    from ml.evaluate.input_probe import hour_features, probe
+    from ml.train.stream import StreamTrainer
+    from ml.train.variants import variant_configs
+
+    trainer = StreamTrainer(*variant_configs("full-s0"))
+    x, y, q = hour_features(lake, trainer, H0 + HOUR_MS, H0)
+    outcomes = lake.read_published(partition_dir("live_outcomes", hour_keys(2)[1]))
+    t0 = outcomes.column("t0_ms").to_numpy()
+    in_hour = (t0 >= H0 + HOUR_MS) & (t0 < H0 + 2 * HOUR_MS)
+    assert x.shape == (in_hour.sum(), 12 + 8 + 3 + 2 * 5) and len(y) == len(q) == len(x)
+    assert y.sum() == outcomes.column("y_click").to_numpy()[in_hour].sum()  # final labels
+    assert np.isfinite(q).all() and ((q > 0) & (q < 1)).all()  # the oracle matched them all
+    out = probe(lake, H0, 2, 1)
+    assert out["scored_exposures"] == len(y) and 0 <= out["trees_click_auc"] <= 1
+    assert out["oracle_click_auc"] == pytest.approx(M.auc(y, q))
