@@ -28,7 +28,7 @@ endif
 override DAGSTER_HOME := $(abspath $(DAGSTER_HOME))
 export LIVECROSS_HOME DAGSTER_HOME
 
-.PHONY: setup browser instance demo dev test bench lint format clean tensorboard ablation
+.PHONY: setup browser instance demo dev test bench lint format clean tensorboard ablation content-tables
 
 setup: $(STAMP)
 	@$(PY) -m assets.quiet_warnings --install-pth
@@ -68,6 +68,10 @@ demo: instance
 # size, e.g. ABLATION_ARGS="--users 20000 --hours 24 --results docs/RESULTS.md".
 ablation: instance
 	$(PY) -m assets.ablation $(ABLATION_ARGS)
+
+# ContentCTR's Tables 1, 3 and 4 (the same command, --study content; CONTENT_ARGS its size).
+content-tables: instance
+	$(PY) -m assets.ablation --study content $(CONTENT_ARGS)
 
 dev: instance
 	$(VENV)/bin/dagster dev -w workspace.yaml

@@ -11,7 +11,7 @@ from assets.partitions import PREVIOUS_HOUR, START_MS, hourly_partitions, partit
 from ml.evaluate import plots
 from ml.evaluate.content_tables import content_evaluation
 from ml.io.gates import FailedGateError
-from ml.io.lake import CONTENT_CTR_MODEL, CONTENT_PREDICTIONS, partition_dir
+from ml.io.lake import CONTENT_CTR_EVAL, CONTENT_CTR_MODEL, CONTENT_PREDICTIONS, partition_dir
 from ml.models.content_ctr import ContentCTRConfig
 from ml.models.content_losses import ContentLossConfig
 from ml.train.content_publish import content_hour, publish_content_hour
@@ -20,7 +20,6 @@ from ml.train.publish import MissingPartitionError, json_safe
 from resources.device import Device
 from resources.storage import LakeStorage
 
-CONTENT_CTR_EVAL = "content_ctr_eval"
 FIGURE_ROOMS = 3  # rooms drawn in the predicted-vs-true plot (the paper's Figure 4)
 
 

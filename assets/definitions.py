@@ -9,6 +9,7 @@ import dagster as dg
 
 from assets.content import content_checks, live_segments, segment_windows
 from assets.content_models import content_ctr_eval, content_ctr_training
+from assets.content_study import content_study, content_tables_job
 from assets.cross import exposure_sequences, user_history
 from assets.cross_checks import cross_checks
 from assets.ingestion import content_catalog, raw_live_events, raw_short_video_events
@@ -33,6 +34,7 @@ MOMENT_SIDE = [
     user_activity,
     moment_streams,
     live_segments,
+    segment_windows,
 ]
 CROSS_SIDE = [user_history, exposure_sequences]
 HOURLY = MOMENT_SIDE + CROSS_SIDE
@@ -61,8 +63,8 @@ hourly_pipeline_job = dg.define_asset_job(
     selection=dg.AssetSelection.assets(*HOURLY),
     partitions_def=hourly_partitions,
     description="Everything of one hour that needs only that hour and earlier: the catalog, "
-    "raw events, user activity, exposures, the three label streams, segments, user history, "
-    "and each impression's history sequences.",
+    "raw events, user activity, exposures, the three label streams, segments and their "
+    "20-segment windows, user history, and each impression's history sequences.",
 )
 
 hourly_outcomes_job = dg.define_asset_job(
@@ -85,6 +87,14 @@ model_evaluation_job = dg.define_asset_job(
     selection=dg.AssetSelection.assets(moment_cross_eval),
     partitions_def=model_partitions,
     description="One variant's predictions of an hour against the hour's final outcomes.",
+)
+
+content_ctr_job = dg.define_asset_job(
+    "content_ctr",
+    selection=dg.AssetSelection.assets(content_ctr_training, content_ctr_eval),
+    partitions_def=hourly_partitions,
+    description="ContentCTR of one hour: score the hour's segment windows with the model of "
+    "the hour before, train on them, and evaluate the scores (Kendall tau, MAE, highlights).",
 )
 
 outcome_automation = outcome_automation_sensor()
@@ -118,13 +128,13 @@ _storage = storage_from_env()
 defs = dg.Definitions(
     assets=[
         *HOURLY,
-        segment_windows,
         content_ctr_training,
         content_ctr_eval,
         live_outcomes,
         moment_cross_training,
         moment_cross_eval,
         ablation,
+        content_study,
     ],
     asset_checks=[
         *ingestion_checks,
@@ -140,7 +150,9 @@ defs = dg.Definitions(
         hourly_outcomes_job,
         model_training_job,
         model_evaluation_job,
+        content_ctr_job,
         ablation_study_job,
+        content_tables_job,
     ],
     sensors=[landing_ready_sensor, outcome_automation],
     executor=executor,

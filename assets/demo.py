@@ -1,8 +1,9 @@
 """`make demo`: simulate the last few hours of platform logs, then run the real jobs over
 them through the Dagster daemon — a backfill of ``hourly_pipeline``, then of the outcomes
-whose look-ahead is there and of the default model variant's streaming training, then of
-its evaluation — so Jobs, Runs, Backfills and the asset history show in ``make dev``; then
-print a summary.
+whose look-ahead is there, of the default model variant's streaming training and of
+ContentCTR's hours, then of the ranking model's evaluation — so Jobs, Runs, Backfills and
+the asset history show in ``make dev``; then print a summary (the Kendall tau table of
+ContentCTR among it).
 
 The demo's hours end at the current hour, and the partitions start at its data
 (LIVECROSS_START, written to .env so that ``make dev`` and plain ``dagster`` commands use
@@ -34,6 +35,7 @@ import dagster as dg  # noqa: E402
 
 from assets.backfill import Daemon, submit_job_backfill, wait_for_backfill  # noqa: E402
 from assets.definitions import (  # noqa: E402
+    content_ctr_job,
     hourly_outcomes_job,
     hourly_pipeline_job,
     landing_ready_sensor,
@@ -54,7 +56,7 @@ from assets.lake import (  # noqa: E402
 )
 from assets.partitions import START_KEY  # noqa: E402
 from ml.envfile import write_env_file  # noqa: E402
-from ml.io.lake import partition_dir, variant_dir  # noqa: E402
+from ml.io.lake import CONTENT_CTR_EVAL, partition_dir, variant_dir  # noqa: E402
 from ml.io.store import DEFAULT_HOME, Store  # noqa: E402
 from ml.moment.emission_hour import OUTCOME_LOOKAHEAD_HOURS  # noqa: E402
 from ml.schema import TASKS  # noqa: E402
@@ -115,13 +117,18 @@ def main() -> None:
 def run_jobs(keys: list[str], dagster_home: Path, env: dict[str, str]) -> None:
     """The real jobs as backfills run by the daemon, one run per partition: the hourly
     pipeline over the demo's hours; then the outcomes whose look-ahead is there beside the
-    default variant's streaming training; then its evaluation. Then switch the sensors on."""
+    default variant's streaming training and ContentCTR's hours; then the ranking model's
+    evaluation. Then switch the sensors on."""
     model_keys = [f"{k}|{DEFAULT_VARIANT}" for k in keys]
     # Final outcomes exist where the raw hours they look ahead to exist.
     final = len(keys) - OUTCOME_LOOKAHEAD_HOURS
     waves = [
         [(hourly_pipeline_job.name, keys)],
-        [(hourly_outcomes_job.name, keys[:final]), (model_training_job.name, model_keys)],
+        [
+            (hourly_outcomes_job.name, keys[:final]),
+            (model_training_job.name, model_keys),
+            (content_ctr_job.name, keys),
+        ],
         [(model_evaluation_job.name, model_keys[:final])],
     ]
     with (
@@ -184,6 +191,7 @@ def summarize(
             f"{q.get('sv_topk_nonempty', 0):>16.1%}{q.get('live_nonempty', 0):>16.1%}"
         )
     print(evaluation_summary(store, keys))
+    print(content_summary(store, keys))
     cat = store.manifest(partition_dir(CATALOG, keys[-1])) or {}
     print(f"catalog rows as of the last hour: {cat.get('rows')}")
     print(check_summary(dagster_home))
@@ -208,6 +216,23 @@ def evaluation_summary(store: Store, keys: list[str], variant: str = DEFAULT_VAR
         click = by_task["click"]
         row += f"{_fmt((ev.get('oracle') or {}).get('oracle_auc')):>8}"
         lines.append(row + f"{_fmt(click.get('gauc')):>7}{_fmt(click.get('calibration')):>7}")
+    return "\n".join(lines)
+
+
+def content_summary(store: Store, keys: list[str]) -> str:
+    """ContentCTR per hour, scored before it trained on the hour: Kendall tau-b over each
+    window's last segment and within windows, MAE, mean prediction / mean CTR, highlight mAP."""
+    lines = ["\nContentCTR: segment CTR scored before training on the hour (Kendall tau-b)"]
+    cols = ("windows", "tau", "tau_window_mean", "mae", "avg_s_over_y", "highlight_map")
+    heads = ("windows", "tau", "tau/window", "MAE", "avg s/y", "highl. mAP")
+    lines.append(f"{'partition':<18}" + "".join(f"{h:>12}" for h in heads))
+    for key in keys:
+        ev = store.manifest(partition_dir(CONTENT_CTR_EVAL, key))
+        if ev is None:
+            lines.append(f"{key:<18}   (not evaluated)")
+            continue
+        cells = [f"{ev['windows']:>12}"] + [f"{_fmt(ev.get(c)):>12}" for c in cols[1:]]
+        lines.append(f"{key:<18}" + "".join(cells))
     return "\n".join(lines)
 
 

@@ -31,6 +31,7 @@ from ml.evaluate.ablation_report import (
     table_markdown,
 )
 from ml.hours import HOUR_MS, parse_hour, partition_key
+from ml.io.lake import ABLATION
 from ml.io.store import parquet_bytes
 from ml.moment.emission_hour import OUTCOME_LOOKAHEAD_HOURS
 from ml.sim import SimConfig, simulate
@@ -38,7 +39,6 @@ from ml.train.variants import SEEDS, VARIANTS
 from resources.device import Device
 from resources.storage import LakeStorage, LandingZone
 
-ABLATION = "ablation"
 STUDY_MARKER = "study.json"
 
 
@@ -65,11 +65,18 @@ def build_data_layer(storage: LakeStorage, world: StudyWorld, log=lambda _: None
     from assets.definitions import HOURLY_ASSET_NAMES, defs
 
     store = storage.store()
+    marker = {"world": world.__dict__, "assets": sorted(HOURLY_ASSET_NAMES)}
     if store.exists(STUDY_MARKER):
-        if json.loads(store.read_bytes(STUDY_MARKER)) == world.__dict__:
+        built = json.loads(store.read_bytes(STUDY_MARKER))
+        if built == marker:
             log(f"data layer of {world.study_id} already built: reused")
             return False
-        raise ValueError(f"{store.url(STUDY_MARKER)} holds another world: use a fresh root")
+        if built.get("world", built) != world.__dict__:
+            raise ValueError(f"{store.url(STUDY_MARKER)} holds another world: use a fresh root")
+        # the same world, built by a graph with other data assets: build it again (the
+        # simulator and every asset are deterministic, and each partition is replaced whole)
+        log(f"data layer of {world.study_id} was built with other assets: rebuilding")
+        store.delete(STUDY_MARKER)
     total = world.hours + OUTCOME_LOOKAHEAD_HOURS
     simulate(SimConfig(start=world.start, hours=total, users=world.users, seed=world.sim_seed),
              store, progress=False)  # fmt: skip
@@ -92,12 +99,12 @@ def build_data_layer(storage: LakeStorage, world: StudyWorld, log=lambda _: None
             if not result.success:
                 raise dg.Failure(f"the study's data layer failed at {key} ({', '.join(names)})")
             log(f"data layer {key}: {', '.join(names) if len(names) < 3 else 'hourly assets'}")
-    store.write_bytes(STUDY_MARKER, json.dumps(world.__dict__).encode())
+    store.write_bytes(STUDY_MARKER, json.dumps(marker).encode())
     return True
 
 
 class AblationStudyConfig(dg.Config):
-    """Size of the study (the default: about 35 minutes on 2 cores)."""
+    """Size of the study (the default: about 18 minutes on 2 cores)."""
 
     users: int = Field(default=10_000, description="simulated users (~0.5 exposures each an hour)")
     hours: int = Field(default=16, description="trained hours")
@@ -105,6 +112,36 @@ class AblationStudyConfig(dg.Config):
     seeds: list[int] = Field(default=list(SEEDS), description="training seeds of each variant")
     variants: list[str] = Field(default=list(VARIANTS), description="of ml.train.variants")
     sim_seed: int = Field(default=7, description="the simulated world's seed")
+
+
+@dataclass
+class PreparedStudy:
+    """A study's world with its data layer in place, and the figures every study reports."""
+
+    world: StudyWorld
+    store: object  # the study root's Store
+    built: bool
+    t0: float
+    data_seconds: float
+
+    def about(self, cfg, device: str, **extra) -> dict:
+        return {
+            **extra, "world": self.world.__dict__, "study_root": self.store.root,
+            "config": cfg.__dict__, "device": device, "machine": platform.node(),
+            "python": platform.python_version(),
+            "seconds": round(time.perf_counter() - self.t0, 1),
+            "data_layer_seconds": round(self.data_seconds, 1),
+            "data_layer": "built" if self.built else "reused",
+        }  # fmt: skip
+
+
+def prepare_study(context, storage: LakeStorage, users: int, hours: int, sim_seed: int):
+    """The study world of these sizes under ``storage``'s root, its data layer built once."""
+    t0 = time.perf_counter()
+    world = StudyWorld(users, hours, sim_seed)
+    sub = study_storage(storage, world)
+    built = build_data_layer(sub, world, log=context.log.info)
+    return PreparedStudy(world, sub.store(), built, t0, time.perf_counter() - t0)
 
 
 def study_storage(storage: LakeStorage, world: StudyWorld) -> LakeStorage:
@@ -130,16 +167,12 @@ def ablation(
     storage: LakeStorage,
     device: Device,
 ) -> dg.MaterializeResult:
-    t0 = time.perf_counter()
-    world = StudyWorld(config.users, config.hours, config.sim_seed)
     cfg = AblationConfig(
         hours=config.hours, warmup_hours=config.warmup_hours,
         seeds=tuple(config.seeds), variants=tuple(config.variants),
     )  # fmt: skip
-    sub = study_storage(storage, world)
-    built = build_data_layer(sub, world, log=context.log.info)
-    t_data = time.perf_counter() - t0
-    store = sub.store()
+    study = prepare_study(context, storage, config.users, config.hours, config.sim_seed)
+    store, world = study.store, study.world
     runs = run_ablation(store, store, parse_hour(world.start), cfg, device.torch_device(),
                         log=context.log.info)  # fmt: skip
     summary = summarize(runs)
@@ -152,12 +185,11 @@ def ablation(
           "n_low_live": int(r.metrics["n_low_live"]),
           **{m: r.metrics.get(m) for m, _ in METRICS}} for r in runs]
     )  # fmt: skip
-    about = {
-        "world": world.__dict__, "study_root": store.root, "config": cfg.__dict__,
-        "device": str(device.torch_device()), "machine": platform.node(),
-        "python": platform.python_version(), "seconds": round(time.perf_counter() - t0, 1),
-        "data_layer_seconds": round(t_data, 1), "data_layer": "built" if built else "reused",
-    }  # fmt: skip
+    about = study.about(
+        cfg, str(device.torch_device()),
+        evaluated=f"{int(summary[0]['n'])} exposures per run after {cfg.warmup_hours} warm-up "
+        f"hours ({int(summary[0]['n_low_live'])} of the low-live cohort)",
+    )  # fmt: skip
     lake = storage.store()
     lake.publish(
         f"lake/{ABLATION}",

@@ -190,7 +190,9 @@ def run_ablation(
     return list(runs.values())
 
 
-def summarize(runs: Sequence[VariantRun]) -> list[dict]:
+def summarize(
+    runs: Sequence[VariantRun], metrics: Sequence[tuple[str, str]] = METRICS
+) -> list[dict]:
     """One row per variant (the run order kept): ``<metric>`` the mean over seeds and
     ``<metric>_sd`` the standard deviation (ddof 1; 0 for one seed or the oracle)."""
     by: dict[str, list[VariantRun]] = {}
@@ -200,7 +202,7 @@ def summarize(runs: Sequence[VariantRun]) -> list[dict]:
     for name, rs in by.items():
         row: dict = {"variant": name, "seeds": len(rs), "n": int(rs[0].metrics.get("n", 0)),
                      "n_low_live": int(rs[0].metrics.get("n_low_live", 0))}  # fmt: skip
-        for m, _ in METRICS:
+        for m, _ in metrics:
             v = np.array([r.metrics.get(m, np.nan) for r in rs], np.float64)
             row[m] = float(np.mean(v)) if np.isfinite(v).all() else float("nan")
             row[f"{m}_sd"] = float(np.std(v, ddof=1)) if len(v) > 1 else 0.0

@@ -25,12 +25,12 @@ def _fmt(mean: float, sd: float, seeds: int) -> str:
     return f"{mean:.4f}" if seeds < 2 else f"{mean:.4f} ± {sd:.4f}"
 
 
-def table_markdown(rows: Sequence[dict]) -> str:
+def table_markdown(rows: Sequence[dict], metrics: Sequence[tuple[str, str]] = METRICS) -> str:
     """variant | every metric as mean ± sd (sd over seeds) | seeds."""
-    cols = ["variant", *(h for _, h in METRICS), "seeds"]
+    cols = ["variant", *(h for _, h in metrics), "seeds"]
     out = [
         {"variant": r["variant"], "seeds": r["seeds"],
-         **{h: _fmt(r[m], r[f"{m}_sd"], r["seeds"]) for m, h in METRICS}}
+         **{h: _fmt(r[m], r[f"{m}_sd"], r["seeds"]) for m, h in metrics}}
         for r in rows
     ]  # fmt: skip
     return markdown_table(out, cols)

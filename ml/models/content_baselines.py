@@ -56,7 +56,8 @@ def baseline_features(batch: ContentBatch, end_ms: np.ndarray, room_id: np.ndarr
     prev[:, 1:] = counts[:, :-1]  # the previous segment's counts (none before the first)
     hour = ((end_ms // HOUR_OF_DAY_MS) % 24).astype(np.int64)
     streamer = hash_ids(batch.streamer_id, cfg.id_rows, salt=21).numpy()
-    room = hash_ids(torch.from_numpy(np.asarray(room_id, np.int64)), cfg.id_rows, salt=22).numpy()
+    room_ids = torch.from_numpy(np.array(room_id, np.int64))  # a writable copy
+    room = hash_ids(room_ids, cfg.id_rows, salt=22).numpy()
     inputs = {
         "streamer": streamer[win], "room": room[win], "hour": hour[win],
         **{f"prev_{c}": np.log1p(prev[win, seg, i]) for i, c in enumerate(COUNT_FEATURES)},

@@ -15,6 +15,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from assets.ablation import BEGIN, END
+from assets.definitions import HOURLY_ASSET_NAMES
 from assets.studies import STUDY_MARKER, StudyWorld, build_data_layer, study_storage
 from ml.io.store import Store
 from tests.dagster_helpers import ASSETS, CHECKS, resources
@@ -68,7 +69,8 @@ def test_the_data_layer_is_built_once_under_the_studys_own_root(study):
     root = study[0]
     world = StudyWorld(300, 2, 5)
     sub = Store(f"{root}/studies/{world.study_id}")
-    assert json.loads(sub.read_bytes(STUDY_MARKER)) == world.__dict__
+    marker = json.loads(sub.read_bytes(STUDY_MARKER))
+    assert marker == {"world": world.__dict__, "assets": sorted(HOURLY_ASSET_NAMES)}
     # the real hourly assets, 3 look-ahead hours beyond the trained ones; outcomes of those
     assert len(sub.list_dirs("lake/raw_live_events")) == 5
     assert len(sub.list_dirs("lake/live_outcomes")) == 2
@@ -83,11 +85,20 @@ def test_same_seeds_give_the_same_bytes(study):
     assert Store(root).read_bytes("lake/ablation/runs.parquet") == runs_bytes
 
 
-def test_a_root_holding_another_world_is_refused(study, tmp_path):
+def test_a_root_holding_another_world_is_refused_and_an_old_graphs_is_rebuilt(study):
     root = study[0]
-    storage = study_storage(resources(root)["storage"], StudyWorld(300, 2, 5))
+    world = StudyWorld(300, 2, 5)
+    storage = study_storage(resources(root)["storage"], world)
     with pytest.raises(ValueError, match="holds another world"):
         build_data_layer(storage, StudyWorld(300, 2, 6))
+    sub = storage.store()
+    good = sub.read_bytes(STUDY_MARKER)
+    windows = sub.manifest("lake/segment_windows/2026-01-01-01:00")
+    old_graph = {"world": world.__dict__, "assets": ["raw_live_events"]}
+    sub.write_bytes(STUDY_MARKER, json.dumps(old_graph).encode())
+    assert build_data_layer(storage, world) is True  # rebuilt, to the same bytes
+    assert sub.read_bytes(STUDY_MARKER) == good
+    assert sub.manifest("lake/segment_windows/2026-01-01-01:00") == windows
 
 
 def test_the_command_runs_the_job_on_the_instance_and_writes_the_results_doc(study, tmp_path):
@@ -112,4 +123,33 @@ def test_the_command_runs_the_job_on_the_instance_and_writes_the_results_doc(stu
         runs = instance.get_runs()
         assert [(r.job_name, r.status) for r in runs] == [
             ("ablation_study", dg.DagsterRunStatus.SUCCESS)
+        ]
+
+
+def test_the_content_tables_run_through_the_same_command(tmp_path):
+    root, home = str(tmp_path / "home"), tmp_path / "dagster_home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text((ROOT / "infra" / "dagster.yaml").read_text())
+    doc = tmp_path / "RESULTS.md"
+    env = {**os.environ, "LIVECROSS_HOME": root, "DAGSTER_HOME": str(home)}
+    args = ["--study", "content", "--users", "600", "--hours", "3", "--warmup", "1",
+            "--seeds", "0", "--rows", "id_wdl,perceiver,no_visual", "--sim-seed", "4",
+            "--results", str(doc)]  # fmt: skip
+    proc = subprocess.run([sys.executable, "-m", "assets.ablation", *args], env=env, cwd=ROOT,
+                          capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    text = doc.read_text()
+    assert "<!-- content_study:begin -->" in text and "**Table 3 (modalities)**" in text
+    runs = pq.read_table(Store(root).url("lake/content_study/runs.parquet")).to_pylist()
+    assert [(r["row"], r["seed"]) for r in runs] == [
+        ("id_wdl", 0),
+        ("perceiver", 0),
+        ("no_visual", 0),
+    ]
+    assert all(r["windows"] > 0 for r in runs)
+    man = Store(root).manifest("lake/content_study")
+    assert len(man["claims"]) == 3 and man["data_layer"] == "built"
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        assert [(r.job_name, r.status) for r in instance.get_runs()] == [
+            ("content_tables", dg.DagsterRunStatus.SUCCESS)
         ]

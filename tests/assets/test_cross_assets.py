@@ -19,7 +19,8 @@ from ml.sim import SimConfig, simulate
 from tests.dagster_helpers import ASSETS, CHECKS, evaluations, resources, run_check, set_col, tamper
 
 pytestmark = pytest.mark.slow
-UPSTREAM = [n for n in MOMENT_ASSET_NAMES if n != "live_segments"]  # with content_catalog
+# with content_catalog, without the content side (segments and their windows)
+UPSTREAM = [n for n in MOMENT_ASSET_NAMES if n not in ("live_segments", "segment_windows")]
 CROSS = CROSS_ASSET_NAMES
 KEYS = [partition_key(parse_hour("2026-01-01-00:00") + i * HOUR_MS) for i in range(3)]
 

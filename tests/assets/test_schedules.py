@@ -39,6 +39,7 @@ def test_jobs_hold_the_catalog_and_the_hour_and_nothing_that_looks_ahead():
         "fast_samples",
         "slow_samples",
         "live_segments",
+        "segment_windows",
         "user_history",
         "exposure_sequences",
     } == pipeline
