@@ -84,7 +84,12 @@ def dev_server(tmp_path):
 
 def test_ui_serves_the_graph_and_a_job_backfill_runs_each_hour_once_in_order(dev_server):
     port, home = dev_server
-    nodes = graphql(port, "{ assetNodes { assetKey { path } } }")["assetNodes"]
+    # The webserver answers before its code location has loaded (the UI shows "loading"
+    # then): ask until the graph is there.
+    deadline = time.time() + 120
+    while not (nodes := graphql(port, "{ assetNodes { assetKey { path } } }")["assetNodes"]):
+        assert time.time() < deadline, "the code location did not load within 120 s"
+        time.sleep(1)
     names = {"/".join(n["assetKey"]["path"]) for n in nodes}
     assert {"raw_live_events", "moment_samples", "live_outcomes", "exposure_sequences"} <= names
 
