@@ -28,12 +28,11 @@ import pyarrow as pa
 from ml.evaluate.tables import ORACLE_P, evaluate_hour, join_predictions
 from ml.evaluate.truth import read_cohorts, read_oracle
 from ml.hours import HOUR_MS, partition_key
-from ml.io.gates import require_gates
-from ml.io.lake import LIVE_OUTCOMES, partition_dir
+from ml.io.lake import LIVE_OUTCOMES
 from ml.io.store import Store
 from ml.moment.emission_hour import LOOKBACK_HOURS
 from ml.schema import TASKS
-from ml.train.publish import MissingPartitionError, read_hour_data, window_keys
+from ml.train.publish import LakeHourReader, read_hour_data, window_keys
 from ml.train.stream import StreamTrainer
 from ml.train.variants import SEEDS, VARIANTS, parse_variant, variant_configs
 
@@ -116,18 +115,6 @@ def oracle_metrics(pooled: pa.Table) -> dict[str, float]:
     }  # fmt: skip
 
 
-def _read_outcomes(lake: Store, key: str) -> pa.Table:
-    rel = partition_dir(LIVE_OUTCOMES, key)
-    man = lake.manifest(rel)
-    if man is None:
-        raise MissingPartitionError(
-            f"{LIVE_OUTCOMES} {key} is not materialized ({lake.url(rel)}): the ablation "
-            "evaluates every trained hour against its final outcomes"
-        )
-    require_gates(lake, rel, man, f"{LIVE_OUTCOMES} {key}")
-    return lake.read_published(rel)
-
-
 def _recipe(trainer: StreamTrainer) -> tuple:
     """What ``hour_data`` reads depends on: the model's input widths and the training
     config's freshness and streams."""
@@ -149,12 +136,13 @@ def run_ablation(
     trainers = {k: StreamTrainer(*variant_configs(k), device=device) for k in keys}
     runs = {k: VariantRun(*parse_variant(k)) for k in keys}
     pooled: dict[str, list[pa.Table]] = {k: [] for k in keys}
-    cohorts = read_cohorts(landing)
+    cohorts, reader = read_cohorts(landing), LakeHourReader(lake)
     for i in range(cfg.hours):
         hour_ms = start_ms + i * HOUR_MS
         key = partition_key(hour_ms)
         window = window_keys(hour_ms, LOOKBACK_HOURS, start_ms)
-        outcomes, oracle = _read_outcomes(lake, key), read_oracle(landing, hour_ms)
+        outcomes = reader.read(LIVE_OUTCOMES, key, why="the ablation evaluates it")
+        oracle = read_oracle(landing, hour_ms)
         cache: dict[tuple, object] = {}
         t_hour = time.perf_counter()
         for k, trainer in trainers.items():

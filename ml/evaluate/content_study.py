@@ -25,14 +25,14 @@ import torch
 from ml.evaluate.ablation import VariantRun
 from ml.evaluate.content_tables import content_evaluation
 from ml.hours import HOUR_MS, partition_key
-from ml.io.lake import SEGMENT_WINDOWS, partition_dir
+from ml.io.lake import SEGMENT_WINDOWS
 from ml.io.store import Store
 from ml.models.content_baselines import BASELINES, BaselineConfig, IdBaseline
 from ml.models.content_ctr import ContentCTRConfig
 from ml.models.content_losses import ContentLossConfig
 from ml.train.content_tensors import content_batch
 from ml.train.content_train import ContentTrainConfig, ContentTrainer
-from ml.train.publish import MissingPartitionError
+from ml.train.publish import LakeHourReader
 
 FULL = "perceiver"  # ContentCTR as the paper defines it: Perceiver fusion, the full loss
 # name -> (ContentCTRConfig overrides, ContentLossConfig overrides)
@@ -94,16 +94,6 @@ def _model(row: str, seed: int, device: str):
     )  # fmt: skip
 
 
-def _read_windows(lake: Store, key: str) -> pa.Table:
-    rel = partition_dir(SEGMENT_WINDOWS, key)
-    if lake.manifest(rel) is None:
-        raise MissingPartitionError(
-            f"{SEGMENT_WINDOWS} {key} is not materialized ({lake.url(rel)}): the content "
-            "study trains on every hour's windows"
-        )
-    return lake.read_published(rel)
-
-
 def _scores(model, batch, windows: pa.Table) -> np.ndarray:
     """(N, W) predicted CTR of the hour's windows, then one training pass over them."""
     if isinstance(model, IdBaseline):
@@ -129,9 +119,10 @@ def run_content_study(
         rng[k] = torch.get_rng_state()
     runs = {k: VariantRun(*k) for k in keys}
     pooled: dict[tuple, list[pa.Table]] = {k: [] for k in keys}
+    reader = LakeHourReader(lake)
     for i in range(cfg.hours):
         key = partition_key(start_ms + i * HOUR_MS)
-        windows = _read_windows(lake, key)
+        windows = reader.read(SEGMENT_WINDOWS, key, why="the content study trains on it")
         if windows.num_rows == 0:
             continue
         batch = content_batch(windows)

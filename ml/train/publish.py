@@ -38,25 +38,28 @@ class LakeHourReader:
     def __init__(self, lake: Store):
         self.lake = lake
 
-    def _read(self, asset: str, key: str, columns: list[str] | None = None):
+    def read(
+        self, asset: str, key: str, columns: list[str] | None = None,
+        why: str = "the model of this hour reads it",
+    ):  # fmt: skip
+        """Published partition ``key`` of ``asset`` whose gates hold, or an error naming it."""
         rel = partition_dir(asset, key)
         man = self.lake.manifest(rel)
         if man is None:
             raise MissingPartitionError(
-                f"{asset} {key} is not materialized ({self.lake.url(rel)}): the model of this "
-                f"hour reads it; {IN_ORDER}"
+                f"{asset} {key} is not materialized ({self.lake.url(rel)}): {why}; {IN_ORDER}"
             )
         require_gates(self.lake, rel, man, f"{asset} {key}")
         return self.lake.read_published(rel, columns=columns)
 
     def samples(self, stream: str, key: str, columns: list[str]):
-        return self._read(SAMPLE_TABLES[stream], key, columns)
+        return self.read(SAMPLE_TABLES[stream], key, columns)
 
     def exposures(self, key: str, columns: list[str] | None = None):
-        return self._read(LIVE_EXPOSURES, key, columns)
+        return self.read(LIVE_EXPOSURES, key, columns)
 
     def sequences(self, key: str):
-        return self._read(EXPOSURE_SEQUENCES, key)
+        return self.read(EXPOSURE_SEQUENCES, key)
 
 
 def window_keys(hour_ms: int, before: int, start_ms: int) -> list[str]:

@@ -3,8 +3,6 @@ exposure of every hour, the oracle row is the simulator's truth on the same expo
 trainers run side by side give what each gives alone, and the summary and the claims are
 computed from the runs as stated (mean, sd ddof 1, the larger spread of the two rows)."""
 
-import dataclasses
-
 import numpy as np
 import pyarrow as pa
 import pytest
@@ -22,6 +20,7 @@ from ml.evaluate.ablation import (
 from ml.evaluate.ablation_report import check_claims, claims_markdown, table_markdown
 from ml.hours import HOUR_MS
 from ml.io.lake import partition_dir
+from ml.train.publish import MissingPartitionError
 from tests.model_helpers import H0, hour_keys, pipeline_lake
 
 pytestmark = pytest.mark.slow
@@ -140,7 +139,11 @@ def test_the_config_refuses_unknown_variants_and_a_warmup_as_long_as_the_study()
         AblationConfig(variants=("full", "nope"))
     with pytest.raises(ValueError, match="warm-up"):
         AblationConfig(hours=3, warmup_hours=3)
-    assert dataclasses.replace(AblationConfig(), hours=5).hours == 5
+
+
+def test_an_hour_without_final_outcomes_fails_naming_it(lake):
+    with pytest.raises(MissingPartitionError, match="live_outcomes 2026-01-01-02:00 is not"):
+        run_ablation(lake, lake, H0, AblationConfig(3, 1, seeds=(0,), variants=("no_cross",)))
 
 
 def test_the_input_probe_reads_the_hours_exposures_with_their_final_labels(lake):

@@ -21,6 +21,7 @@ from ml.evaluate.content_study import (
 )
 from ml.io.lake import partition_dir
 from ml.models.content_baselines import BaselineConfig
+from ml.train.publish import MissingPartitionError
 from tests.model_helpers import H0, hour_keys, pipeline_lake
 
 pytestmark = pytest.mark.slow
@@ -66,6 +67,12 @@ def test_a_row_beside_others_equals_the_row_alone(lake, runs):
         beside = next(r for r in runs if (r.variant, r.seed) == (row, 1))
         np.testing.assert_equal(alone.metrics, beside.metrics)
         np.testing.assert_equal(alone.hourly, beside.hourly)  # NaN tau (too few windows) too
+
+
+def test_an_hour_without_windows_fails_naming_it(lake):
+    with pytest.raises(MissingPartitionError, match="segment_windows 2026-01-01-03:00 is not"):
+        run_content_study(lake, H0, ContentStudyConfig(hours=4, warmup_hours=1, seeds=(0,),
+                                                       rows=("id_wdl",)))  # fmt: skip
 
 
 def _summary(**taus):
